@@ -1,0 +1,126 @@
+"""The one chokepoint every vim25 call goes through: session, moref lookup, method lookup, faults, fault rules, lock.
+
+Object methods raise pyVmomi `vmodl.MethodFault`s; anything else escaping a method is a bug in the sim and becomes a
+`SystemError` fault (logged with its traceback) so the client sees a vSphere fault and the server keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from . import soap
+from .faults import FaultRules
+
+if TYPE_CHECKING:
+    from .sessions import Session
+    from .simulator import Simulator
+
+log = logging.getLogger("vsphere_sim.dispatch")
+
+# Methods callable without a logged-in session (what vCenter allows before Login).
+UNAUTHENTICATED_METHODS = frozenset({
+    "RetrieveServiceContent", "Login", "LoginByToken", "LoginExtensionByCertificate", "CurrentTime",
+    "RetrieveInternalContent",
+})
+
+
+@dataclass
+class CallContext:
+    sim: "Simulator"
+    session: "Session"
+    wsdl_name: str
+    version: str
+    this: object = None
+    # set by a fault rule: run the task part of this call in the background after this many seconds
+    task_delay: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def user(self) -> str:
+        return self.session.user or ""
+
+
+@dataclass
+class DispatchResult:
+    status: int
+    body: bytes
+    set_cookie: str | None = None
+
+
+class Dispatcher:
+    def __init__(self, sim: "Simulator"):
+        self.sim = sim
+        self.lock = sim.lock
+        self.call_counts: Counter = Counter()
+        self.fault_rules = FaultRules()
+        self._counts_lock = threading.Lock()
+
+    def handle(self, body: bytes, soap_action: str | None, cookie: str | None) -> DispatchResult:
+        version = soap.version_from_soap_action(soap_action)
+        session, set_cookie = self.sim.sessions.for_cookie(cookie)
+        try:
+            request = soap.parse_request(body, soap_action)
+        except soap.SoapRequestError as err:
+            return DispatchResult(500, soap.encode_fault(err.fault, version), set_cookie)
+        with self._counts_lock:
+            self.call_counts[request.wsdl_name] += 1
+        try:
+            result_type, value = self.call(request, session)
+            payload = soap.encode_response(request.wsdl_name, result_type, value, request.version)
+            return DispatchResult(200, payload, set_cookie)
+        except vmodl.MethodFault as fault:
+            return DispatchResult(500, soap.encode_fault(fault, request.version), set_cookie)
+        except Exception as err:  # a sim bug: answer with a fault and keep serving
+            log.exception("internal error in %s", request.wsdl_name)
+            fault = vmodl.fault.SystemError(msg=f"{type(err).__name__}: {err}", reason=str(err))
+            return DispatchResult(500, soap.encode_fault(fault, request.version), set_cookie)
+
+    def call(self, request: soap.SoapRequest, session: "Session"):
+        name = request.wsdl_name
+        if name not in UNAUTHENTICATED_METHODS and not session.authenticated:
+            raise vim.fault.NotAuthenticated(msg="The session is not authenticated.", object=request.this,
+                                             privilegeId="System.View")
+        rule = self.fault_rules.match(name, request.this._moId)
+        if rule is not None and rule.delay and not rule.delay_task_only:
+            time.sleep(rule.delay)
+        with self.lock:
+            session.touch()
+            obj = self.sim.registry.get(request.this)
+            ctx = CallContext(self.sim, session, name, request.version, request.this)
+            self.sim.current = ctx
+            if rule is not None:
+                if rule.fault is not None:
+                    raise rule.make_fault(request.this)
+                ctx.task_delay = rule.delay if rule.delay_task_only else 0.0
+            try:
+                if request.method is None:
+                    prop = request.args["prop"]
+                    result_type = VmomiSupport.GetPropertyInfo(type(request.this), prop).type \
+                        if _has_property(type(request.this), prop) else object
+                    value = obj.get_path(prop)
+                    return result_type, value
+                impl = getattr(obj, name, None)
+                if impl is None or not callable(impl):
+                    raise vmodl.fault.MethodNotFound(
+                        msg=f"The method {name} is not implemented by this simulator for {obj.vim_type._wsdlName}",
+                        receiver=request.this, method=name)
+                if name in (obj.props.get("disabledMethod") or ()):
+                    raise vim.fault.MethodDisabled(msg=f"The method {name} is disabled", source=None)
+                value = impl(ctx, **request.args)
+                return request.method.info.result, value
+            finally:
+                self.sim.flush_state()
+
+
+def _has_property(vim_type, prop: str) -> bool:
+    try:
+        VmomiSupport.GetPropertyInfo(vim_type, prop)
+        return True
+    except (AttributeError, KeyError):
+        raise vmodl.query.InvalidProperty(msg=f"Invalid property {prop}", name=prop) from None

@@ -1,0 +1,132 @@
+"""The base of every simulated managed object.
+
+A managed object holds its vim25 properties as pyVmomi values in `props`, keyed by the top-level property name. Every
+change goes through `set()` or `touch()`, which tell the registry, so property filters and persistence both see it.
+Methods are named exactly as in the WSDL (`PowerOnVM_Task`); dispatch calls them with the parsed keyword arguments and a
+`CallContext` first.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pyVmomi import VmomiSupport, vim, vmodl
+
+if TYPE_CHECKING:
+    from ..simulator import Simulator
+
+
+class ManagedObjectImpl:
+    vim_type: ClassVar[type] = VmomiSupport.ManagedObject
+    # Transient objects (tasks, sessions' collectors and views) are never written to the state store.
+    persistent: ClassVar[bool] = True
+
+    def __init__(self, sim: "Simulator", moid: str):
+        self.sim = sim
+        self.ref = self.vim_type(moid)
+        self.props: dict[str, Any] = {}
+        # registry version at which each top-level property last changed
+        self.prop_versions: dict[str, int] = {}
+
+    @property
+    def moid(self) -> str:
+        return self.ref._moId
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.moid}>"
+
+    # -- properties ---------------------------------------------------------------------------------------------
+    @classmethod
+    def property_names(cls) -> list[str]:
+        return [p.name for p in cls.vim_type._GetPropertyList()]
+
+    @classmethod
+    def property_type(cls, name: str):
+        return VmomiSupport.GetPropertyInfo(cls.vim_type, name).type
+
+    def get_property(self, name: str):
+        """Value of a top-level property; computed ones override `prop_<name>`."""
+        getter = getattr(self, "prop_" + name, None)
+        if getter is not None:
+            return getter()
+        return self.props.get(name)
+
+    def get_path(self, path: str):
+        """Value at a property path such as `runtime.powerState`; InvalidProperty for a path the type lacks."""
+        head, _, rest = path.partition(".")
+        try:
+            self.property_type(head)
+        except (AttributeError, KeyError):
+            raise vmodl.query.InvalidProperty(name=path) from None
+        value = self.get_property(head)
+        while rest and value is not None:
+            part, _, rest = rest.partition(".")
+            try:
+                value = getattr(value, part)
+            except AttributeError:
+                raise vmodl.query.InvalidProperty(name=path) from None
+        return value
+
+    def _coerce(self, name: str, value):
+        # Lists go out as anyType in property results, where pyVmomi needs its typed arrays.
+        if isinstance(value, list) and not hasattr(value, "Item"):
+            return self.property_type(name)(value)
+        return value
+
+    def init_props(self, **values):
+        """Assign properties at construction, before the object is registered."""
+        for name, value in values.items():
+            self.props[name] = self._coerce(name, value)
+
+    def set(self, **values):
+        """Assign top-level properties and record the change."""
+        for name, value in values.items():
+            self.props[name] = self._coerce(name, value)
+        self.touch(*values)
+
+    def touch(self, *names: str):
+        """Record that properties changed in place (a nested field was assigned)."""
+        self.sim.registry.changed(self, names)
+
+    # -- hooks for the state store ------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        """Non-property state to persist (JSON-able)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def on_loaded(self) -> None:
+        """Called after every object has been loaded from the state store."""
+
+
+class ManagedEntityImpl(ManagedObjectImpl):
+    vim_type = vim.ManagedEntity
+
+    def __init__(self, sim, moid, name: str, parent=None):
+        super().__init__(sim, moid)
+        self.init_props(
+            name=name, parent=parent.ref if parent is not None else None, overallStatus="green",
+            configStatus="green", disabledMethod=[], recentTask=[], declaredAlarmState=[],
+            triggeredAlarmState=[], alarmActionsEnabled=True, tag=[], value=[], availableField=[],
+            customValue=[], configIssue=[], effectiveRole=[-1], permission=[])
+
+    @property
+    def name(self) -> str:
+        return self.props["name"]
+
+    @property
+    def parent(self) -> "ManagedEntityImpl | None":
+        ref = self.props.get("parent")
+        return self.sim.registry.get(ref) if ref is not None else None
+
+    def ancestors(self):
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+    def datacenter(self):
+        for node in self.ancestors():
+            if isinstance(node.ref, vim.Datacenter):
+                return node
+        return None

@@ -1,0 +1,103 @@
+"""Managed objects by moref, and the change log that property filters and the state store read.
+
+Every change goes through `changed()`: it bumps the global version, stamps the properties with it and wakes waiters.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import TYPE_CHECKING, Iterable
+
+from pyVmomi import vmodl
+
+if TYPE_CHECKING:
+    from .objects.base import ManagedObjectImpl
+
+
+class Registry:
+    def __init__(self, lock: threading.RLock):
+        self.lock = lock
+        self.objects: dict[str, "ManagedObjectImpl"] = {}
+        self.version = 0
+        # bumped when objects are added or removed, so filters know to recompute their object sets
+        self.structure_version = 0
+        self.removed: dict[str, int] = {}  # moid -> version at removal, for `leave` updates
+        self.changes = threading.Condition(lock)
+        self._counters: dict[str, itertools.count] = {}
+        self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
+
+    def next_id(self, prefix: str) -> str:
+        """vCenter-style moref ids: `vm-42`, `task-7`; one counter per prefix, never reused."""
+        counter = self._counters.setdefault(prefix, itertools.count(1))
+        while True:
+            moid = f"{prefix}-{next(counter)}"
+            if moid not in self.objects and moid not in self.removed:
+                return moid
+
+    def reserve_counter(self, prefix: str, above: int):
+        """After loading saved state, make new ids start above the highest saved one."""
+        current = self._counters.get(prefix)
+        start = above + 1
+        if current is not None:
+            start = max(start, next(current))
+        self._counters[prefix] = itertools.count(start)
+
+    def add(self, obj: "ManagedObjectImpl") -> "ManagedObjectImpl":
+        if obj.moid in self.objects:
+            raise ValueError(f"duplicate moref {obj.moid}")
+        self.objects[obj.moid] = obj
+        self.removed.pop(obj.moid, None)
+        self.version += 1
+        self.structure_version = self.version
+        for name in obj.props:
+            obj.prop_versions[name] = self.version
+        if obj.persistent:
+            self.dirty.add(obj.moid)
+            self.deleted.discard(obj.moid)
+        self.changes.notify_all()
+        return obj
+
+    def remove(self, obj: "ManagedObjectImpl") -> None:
+        if self.objects.pop(obj.moid, None) is None:
+            return
+        self.version += 1
+        self.structure_version = self.version
+        self.removed[obj.moid] = self.version
+        if obj.persistent:
+            self.deleted.add(obj.moid)
+            self.dirty.discard(obj.moid)
+        self.changes.notify_all()
+
+    def changed(self, obj: "ManagedObjectImpl", names: Iterable[str]) -> None:
+        self.version += 1
+        for name in names:
+            obj.prop_versions[name] = self.version
+        if obj.persistent and obj.moid in self.objects:
+            self.dirty.add(obj.moid)
+        self.changes.notify_all()
+
+    def get(self, ref, expected: type | None = None) -> "ManagedObjectImpl":
+        """The object for a moref (or moid); ManagedObjectNotFound when it is gone or of another type."""
+        moid = ref if isinstance(ref, str) else ref._moId
+        obj = self.objects.get(moid)
+        if obj is None or (not isinstance(ref, str) and not isinstance(obj.ref, type(ref))):
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{_describe(ref)}' has already been deleted or has not been completely created",
+                obj=ref if not isinstance(ref, str) else None)
+        if expected is not None and not isinstance(obj, expected):
+            raise vmodl.fault.InvalidArgument(msg=f"{_describe(ref)} is not a {expected.__name__}",
+                                              invalidProperty="_this")
+        return obj
+
+    def find(self, moid: str):
+        return self.objects.get(moid)
+
+    def of_type(self, vim_type: type):
+        return [o for o in self.objects.values() if isinstance(o.ref, vim_type)]
+
+
+def _describe(ref) -> str:
+    if isinstance(ref, str):
+        return ref
+    return f"vim.{ref._wsdlName}:{ref._moId}"

@@ -1,0 +1,233 @@
+"""The vim25 SOAP envelope codec, built on pyVmomi's own (de)serializer.
+
+pyVmomi has no server side, but its streaming expat deserializer and its serializer are generic: given a static type
+they read or write any vim25 value. This module only walks the envelope, looks methods up in pyVmomi's type registry and
+wraps results and faults; no data XML is written by hand.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from xml.parsers.expat import ExpatError, ParserCreate
+
+from pyVmomi import SoapAdapter, VmomiSupport, vmodl
+from pyVmomi.VmomiSupport import F_OPTIONAL, ManagedMethod, ManagedObject, Object
+
+SOAPENV = SoapAdapter.XMLNS_SOAPENV
+NS_SEP = SoapAdapter.NS_SEP
+DEFAULT_VERSION = VmomiSupport.GetVersionFromVersionUri("vim25/8.0.3.0")
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+# The accessor pyVmomi uses for every managed property read: built ad hoc in StubAdapterAccessorImpl, not registered.
+FETCH_WSDL_NAME = "Fetch"
+
+
+class SoapRequestError(Exception):
+    """The request is not a well-formed vim25 call; carries the fault to send back."""
+
+    def __init__(self, fault: vmodl.MethodFault):
+        super().__init__(fault.msg)
+        self.fault = fault
+
+
+@dataclass
+class SoapRequest:
+    wsdl_name: str
+    this: ManagedObject
+    args: dict = field(default_factory=dict)
+    version: str = DEFAULT_VERSION
+    method: ManagedMethod | None = None  # None only for Fetch
+
+    @property
+    def result_type(self):
+        return self.method.info.result if self.method else object
+
+
+def version_from_soap_action(soap_action: str | None) -> str:
+    if soap_action:
+        uri = soap_action.strip().strip('"')
+        if uri.startswith("urn:"):
+            try:
+                return VmomiSupport.GetVersionFromVersionUri(uri[4:])
+            except KeyError:
+                pass
+    return DEFAULT_VERSION
+
+
+def _invalid_request(msg: str) -> SoapRequestError:
+    return SoapRequestError(vmodl.fault.InvalidRequest(msg=msg))
+
+
+def lookup_method(wsdl_name: str) -> ManagedMethod:
+    try:
+        return VmomiSupport.GetWsdlMethod("urn:vim25", wsdl_name)
+    except KeyError:
+        try:
+            return VmomiSupport.GuessWsdlMethod(wsdl_name)
+        except KeyError:
+            raise KeyError(wsdl_name) from None
+
+
+class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
+    """Walks Envelope/Body/<Method>/<param>*, handing each param element to pyVmomi's SoapDeserializer."""
+
+    def __init__(self, version: str):
+        super().__init__()
+        self.version = version
+        self.depth = 0
+        self.in_body = False
+        self.wsdl_name: str | None = None
+        self.method: ManagedMethod | None = None
+        self.params: dict[str, Object] = {}
+        self.values: dict[str, list] = {}
+        self.this = None
+        self.pending: tuple[str, SoapAdapter.SoapDeserializer, bool] | None = None
+
+    def _collect_pending(self):
+        if self.pending is None:
+            return
+        name, deser, is_array_item = self.pending
+        self.pending = None
+        value = deser.GetResult()
+        if name == "_this":
+            self.this = value
+        elif is_array_item:
+            self.values.setdefault(name, []).append(value)
+        else:
+            if name in self.values:
+                raise _invalid_request(f"parameter {name} given twice")
+            self.values[name] = value
+
+    def StartElementHandler(self, tag, attr):
+        self._collect_pending()
+        self.depth += 1
+        ns, _, local = tag.rpartition(NS_SEP)
+        if self.depth == 1:
+            if tag != SOAPENV + NS_SEP + "Envelope":
+                raise _invalid_request("not a SOAP envelope")
+        elif self.depth == 2:
+            self.in_body = local == "Body"
+        elif self.depth == 3 and self.in_body:
+            if self.wsdl_name is not None:
+                raise _invalid_request("more than one method in the SOAP body")
+            self.wsdl_name = local
+            if local != FETCH_WSDL_NAME:
+                try:
+                    self.method = lookup_method(local)
+                except KeyError:
+                    raise SoapRequestError(vmodl.fault.MethodNotFound(
+                        msg=f"Method {local} not found", method=local)) from None
+                self.params = {p.name: p for p in self.method.info.params}
+        elif self.depth == 4 and self.in_body:
+            self._start_param(local, tag, attr)
+
+    def _start_param(self, local, tag, attr):
+        if local == "_this":
+            ptype, is_item = ManagedObject, False
+        elif self.method is None:  # Fetch(prop)
+            if local != "prop":
+                raise _invalid_request(f"unexpected parameter {local} for Fetch")
+            ptype, is_item = str, False
+        else:
+            info = self.params.get(local)
+            if info is None:
+                raise SoapRequestError(vmodl.fault.InvalidRequest(
+                    msg=f"Unexpected element {local} in {self.wsdl_name}"))
+            ptype = info.type
+            is_item = issubclass(ptype, list)
+            if is_item:
+                ptype = ptype.Item
+        deser = SoapAdapter.SoapDeserializer(version=self.version)
+        deser.Deserialize(self.parser, ptype, False, self.nsMap)
+        self.pending = (local, deser, is_item)
+        # Hand the current start tag to the deserializer; it gives the parser back after the matching end tag.
+        self.depth -= 1
+        deser.StartElementHandler(tag, attr)
+
+    def EndElementHandler(self, tag):
+        self._collect_pending()
+        self.depth -= 1
+
+    def CharacterDataHandler(self, data):
+        pass
+
+
+def _refuse_doctype(*_args):
+    raise _invalid_request("DOCTYPE and entity declarations are not allowed")
+
+
+def parse_request(body: bytes, soap_action: str | None = None) -> SoapRequest:
+    """Decode one SOAP request into its method, `_this` and typed arguments."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise _invalid_request(f"request of {len(body)} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
+    version = version_from_soap_action(soap_action)
+    reader = _RequestReader(version)
+    parser = ParserCreate(namespace_separator=NS_SEP)
+    parser.buffer_text = True
+    reader.parser = parser
+    SoapAdapter.SetHandlers(parser, SoapAdapter.GetHandlers(reader))
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_doctype
+    try:
+        parser.Parse(body, True)
+        reader._collect_pending()
+    except SoapRequestError:
+        raise
+    except ExpatError as err:
+        raise _invalid_request(f"malformed XML: {err}") from None
+    except (TypeError, KeyError, AttributeError, ValueError) as err:
+        raise _invalid_request(f"cannot parse request: {type(err).__name__}: {err}") from None
+    if reader.wsdl_name is None:
+        raise _invalid_request("no method in the SOAP body")
+    if reader.this is None:
+        raise _invalid_request(f"missing _this in {reader.wsdl_name}")
+    args = dict(reader.values)
+    if reader.method is not None:
+        for name, info in reader.params.items():
+            if name in args:
+                if issubclass(info.type, list):
+                    args[name] = info.type(args[name])
+            elif not info.flags & F_OPTIONAL:
+                raise SoapRequestError(vmodl.fault.InvalidRequest(
+                    msg=f"Required parameter {name} of {reader.wsdl_name} is missing"))
+            else:
+                args[name] = None
+    elif "prop" not in args:
+        raise _invalid_request("missing prop in Fetch")
+    return SoapRequest(reader.wsdl_name, reader.this, args, version, reader.method)
+
+
+def _ns_map(version: str) -> dict:
+    ns_map = SoapAdapter.SOAP_NSMAP.copy()
+    ns_map[VmomiSupport.GetWsdlNamespace(version)] = ""
+    return ns_map
+
+
+_ENVELOPE_START = SoapAdapter.XML_HEADER + "\n" + SoapAdapter.SOAP_START
+_ENVELOPE_END = SoapAdapter.SOAP_END
+
+
+def encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:
+    info = Object(name="returnval", type=result_type, version=version, flags=F_OPTIONAL)
+    body = SoapAdapter.SerializeToStr(value, info, version, _ns_map(version))
+    ns = VmomiSupport.GetWsdlNamespace(version)
+    return (f'{_ENVELOPE_START}<{wsdl_name}Response xmlns="{ns}">{body}</{wsdl_name}Response>'
+            f"{_ENVELOPE_END}").encode("utf-8")
+
+
+_FIRST_TAG = re.compile(r"^<([A-Za-z0-9_]+)")
+
+
+def encode_fault(fault: vmodl.MethodFault, version: str) -> bytes:
+    """A SOAP fault with pyVmomi's fault detail; pyVmomi raises the same class with the same fields."""
+    msg = fault.msg or ""
+    if not fault.msg:
+        fault.msg = ""
+    ns = VmomiSupport.GetWsdlNamespace(version)
+    info = Object(name=fault._wsdlName + "Fault", type=object, version=version, flags=0)
+    detail = SoapAdapter.SerializeFaultDetail(fault, info, version, _ns_map(version))
+    # The detail's first element must carry the vim25 namespace; <detail> itself stays unqualified for the client.
+    detail = _FIRST_TAG.sub(lambda m: f'<{m.group(1)} xmlns="{ns}"', detail, count=1)
+    return (f"{_ENVELOPE_START}<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+            f"<faultstring>{SoapAdapter.XmlEscape(msg)}</faultstring><detail>{detail}</detail>"
+            f"</soapenv:Fault>{_ENVELOPE_END}").encode("utf-8")
