@@ -1,0 +1,51 @@
+# The only commands a user needs. `make run` and `make test` install what they need first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEB_PACKAGES := busybox-static docker-registry e2fsprogs iproute2 util-linux
+PYTEST_ARGS ?=
+
+.PHONY: install run test unit conformance robot bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/vic-ref up --workdir work/run
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory robot
+
+unit: install
+	$(PY) -m pytest vsphere_sim/tests vic_ref $(PYTEST_ARGS)
+
+conformance: install
+	$(PY) -m pytest conformance $(PYTEST_ARGS)
+
+robot: install
+	@if ls robot_suites/*/*.robot >/dev/null 2>&1; then \
+		$(VENV)/bin/robot --outputdir robot_suites/output --pythonpath . robot_suites; \
+	else echo "robot: no suites yet"; fi
+
+bench: install
+	$(PY) -m pytest bench --benchmark-only --benchmark-json=bench/.results/latest.json -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m bench.report bench/.results/latest.json bench/report.md
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) work robot_suites/output bench/.results

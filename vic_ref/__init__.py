@@ -1,0 +1,1 @@
+"""vic_ref: the reference VIC engine (personality, port layer, imagec, tether, vic-machine)."""
