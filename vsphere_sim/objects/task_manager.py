@@ -1,11 +1,22 @@
-"""TaskManager: recentTask, task history (core)."""
+"""TaskManager: the recent tasks of the caller's session and the task description catalogue."""
 from __future__ import annotations
 
 from pyVmomi import vim
 
+from ..tasks import TaskImpl
 from .base import ManagedObjectImpl
+
+RECENT_LIMIT = 200
 
 
 class TaskManagerImpl(ManagedObjectImpl):
     vim_type = vim.TaskManager
     persistent = False
+
+    def __init__(self, sim, moid):
+        super().__init__(sim, moid)
+        self.init_props(maxCollector=32, description=vim.TaskDescription(methodInfo=[], state=[], reason=[]))
+
+    def prop_recentTask(self):
+        tasks = [o for o in self.sim.registry.objects.values() if isinstance(o, TaskImpl)]
+        return vim.Task.Array([t.ref for t in tasks[-RECENT_LIMIT:]])
