@@ -15,7 +15,7 @@ class TaskManagerImpl(ManagedObjectImpl):
 
     def __init__(self, sim, moid):
         super().__init__(sim, moid)
-        self.init_props(maxCollector=32, description=vim.TaskDescription(methodInfo=[], state=[], reason=[]))
+        self.init_props(maxCollector=32)
 
     def prop_recentTask(self):
         tasks = [o for o in self.sim.registry.objects.values() if isinstance(o, TaskImpl)]
