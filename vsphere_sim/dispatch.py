@@ -16,6 +16,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from . import soap
 from .faults import FaultRules
+from .objects.authorization_manager import check_method_enabled
 
 if TYPE_CHECKING:
     from .sessions import Session
@@ -32,8 +33,8 @@ UNAUTHENTICATED_METHODS = frozenset({
 
 @dataclass
 class CallContext:
-    sim: "Simulator"
-    session: "Session"
+    sim: Simulator
+    session: Session
     wsdl_name: str
     version: str
     this: object = None
@@ -54,7 +55,7 @@ class DispatchResult:
 
 
 class Dispatcher:
-    def __init__(self, sim: "Simulator"):
+    def __init__(self, sim: Simulator):
         self.sim = sim
         self.lock = sim.lock
         self.call_counts: Counter = Counter()
@@ -67,7 +68,7 @@ class Dispatcher:
         try:
             request = soap.parse_request(body, soap_action)
         except soap.SoapRequestError as err:
-            return DispatchResult(500, soap.encode_fault(err.fault, version), set_cookie)
+            return DispatchResult(500, _encode_fault(err.fault, version), set_cookie)
         with self._counts_lock:
             self.call_counts[request.wsdl_name] += 1
         try:
@@ -75,13 +76,13 @@ class Dispatcher:
             payload = soap.encode_response(request.wsdl_name, result_type, value, request.version)
             return DispatchResult(200, payload, set_cookie)
         except vmodl.MethodFault as fault:
-            return DispatchResult(500, soap.encode_fault(fault, request.version), set_cookie)
+            return DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
         except Exception as err:  # a sim bug: answer with a fault and keep serving
             log.exception("internal error in %s", request.wsdl_name)
             fault = vmodl.fault.SystemError(msg=f"{type(err).__name__}: {err}", reason=str(err))
-            return DispatchResult(500, soap.encode_fault(fault, request.version), set_cookie)
+            return DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
 
-    def call(self, request: soap.SoapRequest, session: "Session"):
+    def call(self, request: soap.SoapRequest, session: Session):
         name = request.wsdl_name
         if name not in UNAUTHENTICATED_METHODS and not session.authenticated:
             raise vim.fault.NotAuthenticated(msg="The session is not authenticated.", object=request.this,
@@ -111,11 +112,22 @@ class Dispatcher:
                         msg=f"The method {name} is not implemented by this simulator for {obj.vim_type._wsdlName}",
                         receiver=request.this, method=name)
                 if name in (obj.props.get("disabledMethod") or ()):
-                    raise vim.fault.MethodDisabled(msg=f"The method {name} is disabled", source=None)
+                    check_method_enabled(self.sim, obj, name, session)
                 value = impl(ctx, **request.args)
                 return request.method.info.result, value
             finally:
                 self.sim.flush_state()
+
+
+def _encode_fault(fault: vmodl.MethodFault, version: str) -> bytes:
+    """The fault's SOAP body; a fault pyVmomi cannot serialize (a required field unset) is a sim bug: SystemError."""
+    try:
+        return soap.encode_fault(fault, version)
+    except Exception as err:
+        log.exception("cannot serialize fault %s", type(fault).__name__)
+        return soap.encode_fault(vmodl.fault.SystemError(
+            msg=f"{fault.msg or type(fault).__name__} (and the sim could not serialize the fault: {err})",
+            reason=str(err)), version)
 
 
 def _has_property(vim_type, prop: str) -> bool:

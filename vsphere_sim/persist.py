@@ -1,19 +1,518 @@
-"""Placeholder: the state store (filled in below)."""
+"""The state store: saves the inventory in sqlite so a restarted sim keeps its VMs, folders and datastores.
+
+One row per persistent managed object (its class and `extra_state()` as JSON), one row per top-level property. Dispatch
+calls `flush()` after every vim25 call; it writes, in one transaction, only the properties whose registry version moved
+since they were last written, so a flush after one VM change costs that VM's changed properties, not the world. sqlite
+runs in WAL mode with `synchronous=NORMAL`: a committed flush survives a `kill -9` of the sim (it is in the OS page
+cache), so a crash loses at most the call in flight. WAL checkpoints (the only fsyncs) run on a background thread, off
+the calls' path.
+
+Property values are stored in a compact form built on pyVmomi's own type registry: every non-plain value carries its
+vmodl type name (`vim.vm.ConfigInfo`, `vim.Folder`, `long`, `vim.VirtualMachine.PowerState`, ...) and comes back as the
+same pyVmomi type via `VmomiSupport.GetVmodlType`, so a loaded value serializes to the same vim25 XML as the saved one.
+That form (plain dicts, lists and scalars) is written with `marshal`. Against `SoapAdapter.SerializeToStr` it is ~6x
+faster (a VM config: 0.06 ms against 0.6 ms), which matters on the hot path. A value it cannot hold falls back to
+pyVmomi's SOAP XML (`SerializeToStr` / `Deserialize`). `python -m vsphere_sim.persist STATE.db [MOID]` prints the
+stored objects as JSON.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import fcntl
+import importlib
+import json
+import logging
+import marshal
+import re
+import sqlite3
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import SoapAdapter, VmomiSupport
+from pyVmomi.VmomiSupport import F_OPTIONAL, Array, DataObject, ManagedObject
+
+if TYPE_CHECKING:
+    from .objects.base import ManagedObjectImpl
+    from .registry import Registry
+
+log = logging.getLogger("vsphere_sim.persist")
+
+FORMAT = "2"
+_PLAIN = (str, int, float, bool)
+_MISSING = object()
+_MOID_COUNTER = re.compile(r"^(.+)-(\d+)$")
+# The newest version pyVmomi knows, so the XML fallback drops no property.
+_XML_VERSION = VmomiSupport.newestVersions.Get("vim")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (moid TEXT PRIMARY KEY, cls TEXT NOT NULL, extra TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS props (moid TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+                                  PRIMARY KEY (moid, name)) WITHOUT ROWID;
+"""
 
 
+class StateStoreError(RuntimeError):
+    pass
+
+
+# -- value codec ----------------------------------------------------------------------------------------------------
+_type_names: dict[type, str] = {}
+
+
+def _vmodl_name(t: type) -> str:
+    name = _type_names.get(t)
+    if name is None:
+        name = _type_names[t] = VmomiSupport.GetVmodlName(t)
+    return name
+
+
+def encode_value(value: Any) -> Any:
+    """A pyVmomi value as JSON-able data that `decode_value` turns back into the same pyVmomi types."""
+    t = type(value)
+    if value is None or t in _PLAIN:
+        return value
+    encoder = _encoders.get(t)
+    if encoder is None:
+        encoder = _encoders[t] = _encoder_for(t)
+    return encoder(value)
+
+
+def _encoder_for(t: type):
+    # One encoder per concrete type, chosen once: the per-value work is then a dict lookup and the field loop.
+    if issubclass(t, DataObject):
+        name = _vmodl_name(t)
+        # Values the constructor gives anyway are left out (unset optionals, empty arrays, and required fields still
+        # at their False / 0 / "" default): smaller rows, faster flushes, and decode_value restores them.
+        defaults = {k: v for k, v in t().__dict__.items() if type(v) in _PLAIN}
+
+        def encode_data(value):
+            out = {"$d": name}
+            for key, item in value.__dict__.items():
+                if item is None:
+                    continue
+                it = type(item)
+                if it in _PLAIN:
+                    default = defaults.get(key, _MISSING)
+                    if default is _MISSING or default != item or type(default) is not it:
+                        out[key] = item
+                elif isinstance(item, list) and not item:
+                    continue
+                else:
+                    out[key] = encode_value(item)
+            return out
+        return encode_data
+    if issubclass(t, Array):
+        name = _vmodl_name(t)
+        return lambda value: {"$a": name, "v": [encode_value(item) for item in value]}
+    if issubclass(t, list):
+        return lambda value: {"$l": [encode_value(item) for item in value]}
+    if issubclass(t, ManagedObject):
+        name = _vmodl_name(t)
+        return lambda value: ({"$m": name, "v": value._moId, "g": value._serverGuid} if value._serverGuid
+                              else {"$m": name, "v": value._moId})
+    if issubclass(t, datetime.datetime):
+        return lambda value: {"$t": value.isoformat()}
+    if issubclass(t, bytes):
+        name = _vmodl_name(t)
+        return lambda value: {"$b": base64.b64encode(value).decode("ascii"), "t": name}
+    if issubclass(t, type):
+        return lambda value: {"$T": _vmodl_name(value)}
+    if issubclass(t, (str, int, float)):  # long, short, byte, double, enums, PropertyPath, URI
+        name, base = _vmodl_name(t), t.__mro__[-2]
+        return lambda value: {"$s": name, "v": base(value)}
+    raise TypeError(f"cannot encode {t.__name__}")
+
+
+_encoders: dict[type, Any] = {}
+
+
+def decode_value(data: Any) -> Any:
+    if data is None or type(data) in _PLAIN:
+        return data
+    if isinstance(data, list):  # not produced by encode_value; tolerated
+        return [decode_value(item) for item in data]
+    if "$d" in data:
+        cls = VmomiSupport.GetVmodlType(data["$d"])
+        obj = cls()
+        for key, raw in data.items():
+            if key == "$d":
+                continue
+            try:
+                info = cls._GetPropertyInfo(key)
+            except AttributeError:
+                log.warning("dropping %s.%s: not in this pyVmomi", data["$d"], key)
+                continue
+            value = decode_value(raw)
+            if isinstance(value, list) and not isinstance(value, Array) and issubclass(info.type, list):
+                value = info.type(value)
+            # the value passed CheckField when it was set; skip it (and its global lock) on the way back
+            object.__setattr__(obj, key, value)
+        return obj
+    if "$a" in data:
+        return VmomiSupport.GetVmodlType(data["$a"])([decode_value(item) for item in data["v"]])
+    if "$l" in data:
+        return [decode_value(item) for item in data["$l"]]
+    if "$m" in data:
+        return VmomiSupport.GetVmodlType(data["$m"])(data["v"], serverGuid=data.get("g"))
+    if "$t" in data:
+        return datetime.datetime.fromisoformat(data["$t"])
+    if "$b" in data:
+        return VmomiSupport.GetVmodlType(data["t"])(base64.b64decode(data["$b"]))
+    if "$T" in data:
+        return VmomiSupport.GetVmodlType(data["$T"])
+    if "$s" in data:
+        return VmomiSupport.GetVmodlType(data["$s"])(data["v"])
+    if "$x" in data:
+        return _decode_xml(data["$x"], data.get("t"))
+    raise StateStoreError(f"unknown encoded value {sorted(data)[:3]}")
+
+
+def _encode_xml(value, name: str, ptype) -> dict:
+    info = VmomiSupport.Object(name=name, type=ptype, version=_XML_VERSION, flags=F_OPTIONAL)
+    xml = SoapAdapter.SerializeToStr(value, info, _XML_VERSION)
+    return {"$x": xml, "t": _vmodl_name(ptype)}
+
+
+def _decode_xml(xml: str, type_name: str | None):
+    ptype = VmomiSupport.GetVmodlType(type_name) if type_name else object
+    if not xml:
+        return None
+    if issubclass(ptype, list):
+        # SerializeToStr writes an array as repeated sibling elements: parse each under a wrapper
+        wrapped = f'<w xmlns="urn:vim25">{xml}</w>'
+        items = []
+        for child in ET.fromstring(wrapped):
+            items.append(SoapAdapter.Deserialize(ET.tostring(child, encoding="unicode"), ptype.Item))
+        return ptype(items)
+    return SoapAdapter.Deserialize(xml, ptype)
+
+
+def encode_property(obj: ManagedObjectImpl, name: str, value) -> bytes:
+    try:
+        data = encode_value(value)
+    except (TypeError, KeyError, AttributeError):
+        data = _encode_xml(value, name, obj.property_type(name))
+    return marshal.dumps(data)
+
+
+def decode_property(blob: bytes):
+    return decode_value(marshal.loads(blob))
+
+
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(name: str) -> type:
+    module, _, qualname = name.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+class _Written:
+    """What the store holds for one object: the class, the extra-state JSON and each property's version."""
+    __slots__ = ("cls", "extra", "versions")
+
+    def __init__(self, cls: str, extra: str, versions: dict[str, int | None]):
+        self.cls = cls
+        self.extra = extra
+        self.versions = versions
+
+
+# -- the store ------------------------------------------------------------------------------------------------------
 class StateStore:
-    def __init__(self, path):
-        self.path = path
+    # Seconds between background checkpoints while calls are writing; the WAL holds what came in meanwhile.
+    CHECKPOINT_INTERVAL = 0.25
 
-    def load(self, sim) -> bool:
-        return False
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Two sims on one workdir would overwrite each other's state: the second one is refused. The kernel drops the
+        # lock when the process dies, so a kill -9 never leaves a stale lock behind.
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115 (held until close)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StateStoreError(f"{self.path} is in use by another running simulator") from None
+        # Every use is under the store's own lock (callers also hold sim.lock); server threads share the connection.
+        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        # No checkpoint inside a commit (its fsyncs cost milliseconds on the call's path): the checkpointer thread
+        # does them. journal_size_limit trims the WAL file after a checkpoint lets it restart.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.execute("PRAGMA journal_size_limit=67108864")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._written: dict[str, _Written] = {}
+        self._counters: dict[str, int] = {}  # highest id per moid prefix ever saved, so ids are never reused
+        self._failing = False
+        self.closed = False
+        row = self._conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+        elif row[0] != FORMAT:
+            self._conn.close()
+            self._lock_file.close()
+            raise StateStoreError(f"{self.path} has state format {row[0]}, this sim writes {FORMAT}; "
+                                  f"use a fresh workdir")
+        self._committed = threading.Event()
+        self._stopping = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
+                                              name=f"state-checkpoint-{self.path.parent.name}")
+        self._checkpointer.start()
 
-    def flush(self, registry) -> None:
+    # -- writing ------------------------------------------------------------------------------------------------
+    def flush(self, registry: Registry) -> None:
+        """Write every dirty object and delete every deleted one, in one transaction; then clear both sets."""
+        if not registry.dirty and not registry.deleted:
+            return
+        with self._lock:
+            if self.closed:
+                return
+            obj_rows, prop_rows, prop_deletes, written_updates = [], [], [], []
+            counters: dict[str, int] = {}
+            objects = registry.objects
+            for moid in registry.dirty:
+                obj = objects.get(moid)
+                if obj is None or not obj.persistent:
+                    continue
+                if moid not in self._written:
+                    self._note_counter(counters, moid)
+                self._collect(obj, obj_rows, prop_rows, prop_deletes, written_updates)
+            deleted = [moid for moid in registry.deleted if moid not in objects]
+            for moid in deleted:
+                self._note_counter(counters, moid)
+            conn = self._conn
+            try:
+                conn.execute("BEGIN")
+                if deleted:
+                    params = [(m,) for m in deleted]
+                    conn.executemany("DELETE FROM objects WHERE moid=?", params)
+                    conn.executemany("DELETE FROM props WHERE moid=?", params)
+                if obj_rows:
+                    conn.executemany("INSERT OR REPLACE INTO objects VALUES (?,?,?)", obj_rows)
+                if prop_deletes:
+                    conn.executemany("DELETE FROM props WHERE moid=? AND name=?", prop_deletes)
+                if prop_rows:
+                    conn.executemany("INSERT OR REPLACE INTO props VALUES (?,?,?)", prop_rows)
+                if counters:
+                    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                                     [(f"counter:{p}", str(n)) for p, n in counters.items()])
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                # Keep the sets: the next call's flush retries. Log once per failing streak, not per call.
+                if not self._failing:
+                    log.exception("state store %s: flush failed; will retry", self.path)
+                self._failing = True
+                return
+            self._failing = False
+            self._committed.set()
+            for moid in deleted:
+                self._written.pop(moid, None)
+            for moid, cls, extra, updates, removed in written_updates:
+                record = self._written.get(moid)
+                if record is None or record.cls != cls:
+                    record = self._written[moid] = _Written(cls, extra, {})
+                record.extra = extra
+                record.versions.update(updates)
+                for name in removed:
+                    record.versions.pop(name, None)
+            self._counters.update(counters)
         registry.dirty.clear()
         registry.deleted.clear()
 
-    def wipe(self):
-        pass
+    def _note_counter(self, counters: dict, moid: str):
+        match = _MOID_COUNTER.match(moid)
+        if match is not None:
+            prefix, n = match.group(1), int(match.group(2))
+            if n > max(self._counters.get(prefix, 0), counters.get(prefix, 0)):
+                counters[prefix] = n
 
-    def close(self):
-        pass
+    def _collect(self, obj, obj_rows, prop_rows, prop_deletes, written_updates):
+        """Rows for what changed in `obj` since it was last written; the bookkeeping is applied after the commit."""
+        moid = obj.moid
+        old = self._written.get(moid)
+        cls = _class_name(type(obj))
+        try:
+            state = obj.extra_state()
+            extra = json.dumps(state, separators=(",", ":"), sort_keys=True) if state else "{}"
+        except (TypeError, ValueError):
+            log.exception("state store: extra_state of %s is not JSON; keeping the last saved one", moid)
+            extra = old.extra if old is not None else "{}"
+        if old is None or old.cls != cls:
+            old_versions: dict = {}
+            obj_rows.append((moid, cls, extra))
+        else:
+            old_versions = old.versions
+            if old.extra != extra:
+                obj_rows.append((moid, cls, extra))
+        versions = obj.prop_versions
+        props = obj.props
+        updates = {}
+        for name, value in props.items():
+            version = versions.get(name)
+            if old_versions.get(name, _MISSING) == version:
+                continue
+            try:
+                prop_rows.append((moid, name, encode_property(obj, name, value)))
+            except Exception:  # a half-built value must not break the call that made it; save the rest
+                log.exception("state store: cannot save %s.%s", moid, name)
+                continue
+            updates[name] = version
+        removed = [name for name in old_versions if name not in props]
+        for name in removed:
+            prop_deletes.append((moid, name))
+        written_updates.append((moid, cls, extra, updates, removed))
+
+    def _checkpoint_loop(self):
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.is_set():
+                if not self._committed.wait(1.0):
+                    continue
+                # let a burst of calls go into the WAL, then copy it into the database in one go
+                if self._stopping.wait(self.CHECKPOINT_INTERVAL):
+                    break
+                self._committed.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.debug("state store: background checkpoint failed", exc_info=True)
+        finally:
+            conn.close()
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def load(self, sim) -> bool:
+        """Rebuild the saved objects into `sim.registry`; False when the store is empty (a fresh workdir)."""
+        from .objects.base import ManagedObjectImpl
+
+        with self._lock:
+            rows = self._conn.execute("SELECT moid, cls, extra FROM objects").fetchall()
+            if not rows:
+                return False
+            props: dict[str, dict[str, bytes]] = {}
+            for moid, name, value in self._conn.execute("SELECT moid, name, value FROM props"):
+                props.setdefault(moid, {})[name] = value
+            for key, value in self._conn.execute("SELECT key, value FROM meta WHERE key LIKE 'counter:%'"):
+                self._counters[key.removeprefix("counter:")] = int(value)
+        registry = sim.registry
+        loaded: list[tuple[ManagedObjectImpl, str, str, dict]] = []
+        for moid, cls_name, extra in rows:
+            try:
+                cls = _import_class(cls_name)
+            except (ImportError, AttributeError):
+                log.error("state store: skipping %s, class %s no longer exists", moid, cls_name)
+                continue
+            values = {}
+            for name, blob in props.get(moid, {}).items():
+                try:
+                    values[name] = decode_property(blob)
+                except Exception:
+                    log.exception("state store: cannot load %s.%s", moid, name)
+            existing = registry.find(moid)
+            if existing is not None:
+                # A fixed object made before load (the root folder): take the saved values in place.
+                obj = existing
+                for name, value in values.items():
+                    obj.props[name] = obj._coerce(name, value)
+                registry.changed(obj, list(values))
+            else:
+                obj = cls.__new__(cls)
+                ManagedObjectImpl.__init__(obj, sim, moid)
+                for name, value in values.items():
+                    obj.props[name] = obj._coerce(name, value)
+            loaded.append((obj, cls_name, extra, values))
+        for obj, _cls, extra, _values in loaded:
+            obj.load_extra_state(json.loads(extra))
+            if registry.find(obj.moid) is None:
+                registry.add(obj)
+        with self._lock:
+            for obj, cls_name, extra, values in loaded:
+                # what is on disk now: nothing to rewrite until something changes
+                self._written[obj.moid] = _Written(cls_name, extra,
+                                                   {name: obj.prop_versions.get(name) for name in values})
+                registry.dirty.discard(obj.moid)
+        highest: dict[str, int] = dict(self._counters)
+        for obj, *_ in loaded:
+            match = _MOID_COUNTER.match(obj.moid)
+            if match is not None:
+                prefix, n = match.group(1), int(match.group(2))
+                highest[prefix] = max(highest.get(prefix, 0), n)
+        for prefix, n in highest.items():
+            registry.reserve_counter(prefix, n)
+        for obj, *_ in loaded:
+            try:
+                obj.on_loaded()
+            except Exception:
+                log.exception("state store: on_loaded of %s failed", obj.moid)
+        return True
+
+    # -- housekeeping -------------------------------------------------------------------------------------------
+    def wipe(self) -> None:
+        """Forget everything saved (the counters too: a reset sim starts from vm-1 like a fresh one)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.execute("DELETE FROM objects")
+            self._conn.execute("DELETE FROM props")
+            self._conn.execute("DELETE FROM meta WHERE key LIKE 'counter:%'")
+            self._conn.execute("COMMIT")
+            self._written.clear()
+            self._counters.clear()
+            self._committed.set()
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        self._stopping.set()
+        self._checkpointer.join(10)
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._conn.close()
+            self._lock_file.close()  # releases the flock
+
+    def stats(self) -> dict:
+        with self._lock:
+            objects = self._conn.execute("SELECT count(*) FROM objects").fetchone()[0]
+            props = self._conn.execute("SELECT count(*) FROM props").fetchone()[0]
+        return {"path": str(self.path), "objects": objects, "properties": props}
+
+
+# -- a look inside, for debugging ------------------------------------------------------------------------------------
+def dump(path: str | Path, moid: str | None = None) -> dict:
+    """The stored objects as JSON-able data (read-only; works while a sim is running)."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    try:
+        query, args = "SELECT moid, cls, extra FROM objects", ()
+        if moid is not None:
+            query, args = query + " WHERE moid=?", (moid,)
+        out = {}
+        for oid, cls, extra in conn.execute(query, args):
+            props = {name: marshal.loads(blob) for name, blob in
+                     conn.execute("SELECT name, value FROM props WHERE moid=?", (oid,))}
+            out[oid] = {"class": cls, "extra": json.loads(extra), "props": props}
+        return out
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) not in (2, 3):
+        print("usage: python -m vsphere_sim.persist STATE.db [MOID]", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(dump(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None), indent=1, default=repr))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pyVmomi import vmodl
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 class Registry:
     def __init__(self, lock: threading.RLock):
         self.lock = lock
-        self.objects: dict[str, "ManagedObjectImpl"] = {}
+        self.objects: dict[str, ManagedObjectImpl] = {}
         self.version = 0
         # bumped when objects are added or removed, so filters know to recompute their object sets
         self.structure_version = 0
@@ -43,7 +44,7 @@ class Registry:
             start = max(start, next(current))
         self._counters[prefix] = itertools.count(start)
 
-    def add(self, obj: "ManagedObjectImpl") -> "ManagedObjectImpl":
+    def add(self, obj: ManagedObjectImpl) -> ManagedObjectImpl:
         if obj.moid in self.objects:
             raise ValueError(f"duplicate moref {obj.moid}")
         self.objects[obj.moid] = obj
@@ -58,7 +59,7 @@ class Registry:
         self.changes.notify_all()
         return obj
 
-    def remove(self, obj: "ManagedObjectImpl") -> None:
+    def remove(self, obj: ManagedObjectImpl) -> None:
         if self.objects.pop(obj.moid, None) is None:
             return
         self.version += 1
@@ -69,7 +70,7 @@ class Registry:
             self.dirty.discard(obj.moid)
         self.changes.notify_all()
 
-    def changed(self, obj: "ManagedObjectImpl", names: Iterable[str]) -> None:
+    def changed(self, obj: ManagedObjectImpl, names: Iterable[str]) -> None:
         self.version += 1
         for name in names:
             obj.prop_versions[name] = self.version
@@ -77,7 +78,7 @@ class Registry:
             self.dirty.add(obj.moid)
         self.changes.notify_all()
 
-    def get(self, ref, expected: type | None = None) -> "ManagedObjectImpl":
+    def get(self, ref, expected: type | None = None) -> ManagedObjectImpl:
         """The object for a moref (or moid); ManagedObjectNotFound when it is gone or of another type."""
         moid = ref if isinstance(ref, str) else ref._moId
         obj = self.objects.get(moid)

@@ -1,4 +1,4 @@
-"""HTTP(S) front of the sim: POST /sdk (SOAP), GET /sdk/vimServiceVersions.xml, /folder (datastore files), /_sim (control).
+"""HTTP(S) front of the sim: POST /sdk (SOAP), GET /sdk/vimServiceVersions.xml, /folder (files), /_sim (control).
 
 Translation only: every request is handed to the Simulator; no state lives here.
 """
@@ -8,14 +8,11 @@ import datetime
 import ipaddress
 import logging
 import os
-import shutil
-import socket
 import ssl
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 log = logging.getLogger("vsphere_sim.server")
 
@@ -50,6 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "vsphere_sim"
     sys_version = ""
+    # A stalled client must not hold a server thread forever (WaitForUpdatesEx waits at most a few minutes).
+    timeout = 900
 
     @property
     def sim(self):
@@ -87,7 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts, total = [], 0
         while True:
             line = self.rfile.readline(1024)
-            size = int(line.split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self._send(400, b"malformed chunked body\n", "text/plain")
+                self.close_connection = True
+                return None
             if size == 0:
                 self.rfile.readline(1024)
                 return b"".join(parts)
@@ -197,7 +201,7 @@ def make_self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
         names.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "vsphere_sim")])
-    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start)
             .not_valid_after(start + datetime.timedelta(days=3650))

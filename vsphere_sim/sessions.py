@@ -6,18 +6,18 @@ collectors, filters, views) are destroyed with the session at `Logout`.
 from __future__ import annotations
 
 import datetime
+import re
 import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-import re
 
 COOKIE_NAME = "vmware_soap_session"
 _COOKIE_RE = re.compile(COOKIE_NAME + r'="?([^";,\s]+)')
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass

@@ -96,6 +96,12 @@ class Simulator:
             session.owned.clear()
             self.sessions.end(session)
 
+    def end_all_sessions(self):
+        """Drop every client session with what it owns (collectors, filters, views), as a vCenter restart does."""
+        with self.lock:
+            for session in list(self.sessions._sessions.values()):
+                self.end_session(session)
+
     def flush_state(self):
         if self.store is not None:
             self.store.flush(self.registry)

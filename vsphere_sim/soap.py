@@ -81,6 +81,7 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
         self.params: dict[str, Object] = {}
         self.values: dict[str, list] = {}
         self.this = None
+        self.unknown_method: str | None = None  # reported once `_this` is read: MethodNotFound needs a receiver
         self.pending: tuple[str, SoapAdapter.SoapDeserializer, bool] | None = None
 
     def _collect_pending(self):
@@ -91,6 +92,8 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
         value = deser.GetResult()
         if name == "_this":
             self.this = value
+            if self.unknown_method is not None:
+                raise _method_not_found(self.unknown_method, value)
         elif is_array_item:
             self.values.setdefault(name, []).append(value)
         else:
@@ -115,13 +118,15 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
                 try:
                     self.method = lookup_method(local)
                 except KeyError:
-                    raise SoapRequestError(vmodl.fault.MethodNotFound(
-                        msg=f"Method {local} not found", method=local)) from None
-                self.params = {p.name: p for p in self.method.info.params}
+                    self.unknown_method = local
+                else:
+                    self.params = {p.name: p for p in self.method.info.params}
         elif self.depth == 4 and self.in_body:
             self._start_param(local, tag, attr)
 
     def _start_param(self, local, tag, attr):
+        if self.unknown_method is not None and local != "_this":
+            raise _invalid_request(f"Method {self.unknown_method} not found")
         if local == "_this":
             ptype, is_item = ManagedObject, False
         elif self.method is None:  # Fetch(prop)
@@ -152,6 +157,11 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
         pass
 
 
+def _method_not_found(name: str, receiver) -> SoapRequestError:
+    return SoapRequestError(vmodl.fault.MethodNotFound(msg=f"Method {name} not found", receiver=receiver,
+                                                       method=name))
+
+
 def _refuse_doctype(*_args):
     raise _invalid_request("DOCTYPE and entity declarations are not allowed")
 
@@ -179,6 +189,8 @@ def parse_request(body: bytes, soap_action: str | None = None) -> SoapRequest:
         raise _invalid_request(f"cannot parse request: {type(err).__name__}: {err}") from None
     if reader.wsdl_name is None:
         raise _invalid_request("no method in the SOAP body")
+    if reader.unknown_method is not None:
+        raise _invalid_request(f"Method {reader.unknown_method} not found")
     if reader.this is None:
         raise _invalid_request(f"missing _this in {reader.wsdl_name}")
     args = dict(reader.values)
@@ -212,7 +224,7 @@ def encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:
     body = SoapAdapter.SerializeToStr(value, info, version, _ns_map(version))
     ns = VmomiSupport.GetWsdlNamespace(version)
     return (f'{_ENVELOPE_START}<{wsdl_name}Response xmlns="{ns}">{body}</{wsdl_name}Response>'
-            f"{_ENVELOPE_END}").encode("utf-8")
+            f"{_ENVELOPE_END}").encode()
 
 
 _FIRST_TAG = re.compile(r"^<([A-Za-z0-9_]+)")
@@ -230,4 +242,4 @@ def encode_fault(fault: vmodl.MethodFault, version: str) -> bytes:
     detail = _FIRST_TAG.sub(lambda m: f'<{m.group(1)} xmlns="{ns}"', detail, count=1)
     return (f"{_ENVELOPE_START}<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
             f"<faultstring>{SoapAdapter.XmlEscape(msg)}</faultstring><detail>{detail}</detail>"
-            f"</soapenv:Fault>{_ENVELOPE_END}").encode("utf-8")
+            f"</soapenv:Fault>{_ENVELOPE_END}").encode()

@@ -9,7 +9,8 @@ import collections
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
@@ -57,7 +58,7 @@ class TaskRunner:
         self._finished: collections.deque = collections.deque()
         self._event_chain = 0
 
-    def start(self, ctx: "CallContext", target: ManagedObjectImpl, work: Callable[["TaskImpl"], object],
+    def start(self, ctx: CallContext, target: ManagedObjectImpl, work: Callable[[TaskImpl], object],
               entity: ManagedObjectImpl | None = None) -> vim.Task:
         """Create the Task for the current call and run `work(task)`; its return value is the task's result."""
         registry = self.sim.registry

@@ -20,7 +20,7 @@ class ManagedObjectImpl:
     # Transient objects (tasks, sessions' collectors and views) are never written to the state store.
     persistent: ClassVar[bool] = True
 
-    def __init__(self, sim: "Simulator", moid: str):
+    def __init__(self, sim: Simulator, moid: str):
         self.sim = sim
         self.ref = self.vim_type(moid)
         self.props: dict[str, Any] = {}
@@ -115,7 +115,7 @@ class ManagedEntityImpl(ManagedObjectImpl):
         return self.props["name"]
 
     @property
-    def parent(self) -> "ManagedEntityImpl | None":
+    def parent(self) -> ManagedEntityImpl | None:
         ref = self.props.get("parent")
         return self.sim.registry.get(ref) if ref is not None else None
 

@@ -190,7 +190,7 @@ class PropertyFilterImpl(ManagedObjectImpl):
     vim_type = vmodl.query.PropertyCollector.Filter
     persistent = False
 
-    def __init__(self, sim, moid, collector: "PropertyCollectorImpl", session, spec, partial_updates: bool):
+    def __init__(self, sim, moid, collector: PropertyCollectorImpl, session, spec, partial_updates: bool):
         super().__init__(sim, moid)
         self.collector = collector
         self.session = session

@@ -1,0 +1,157 @@
+"""A VM's files on its datastore: the .vmx rewritten after every change, vmware.log, the swap file of a running VM,
+and layout / layoutEx / storage read from the files as they are."""
+from __future__ import annotations
+
+import logging
+
+from pyVmomi import vim, vmodl
+
+from ..sessions import now
+from . import vm_config, vmx
+
+log = logging.getLogger("vsphere_sim.vm")
+
+LOG_NAME = "vmware.log"
+
+
+class VmFiles:
+    """Mixed into VirtualMachineImpl."""
+
+    def write_vmx(self):
+        entries = vmx.vmx_entries(self.props["config"], self.home_dir(), self._network_name)
+        self.sim.datastores.write_file(self.vmx_path(), vmx.dumps(entries))
+
+    def vm_log(self, line: str):
+        """Append a line to the VM's vmware.log (the VMX's own log)."""
+        try:
+            local = self.sim.datastores.local(self.sibling(LOG_NAME))
+            stamp = vm_config.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            with open(local, "a", encoding="utf-8") as handle:
+                handle.write(f"{stamp} In(05) vmx - {line}\n")
+        except (OSError, vmodl.MethodFault) as err:
+            log.warning("%s: cannot write %s: %s", self.moid, LOG_NAME, err)
+
+    def swap_name(self) -> str:
+        return f"{self.base_name()}-{self.props['config'].instanceUuid[:8]}.vswp"
+
+    def _create_swap(self):
+        quietly(self.sim.datastores.write_file, self.sibling(self.swap_name()), b"")
+
+    def _delete_swap(self):
+        if self.sim.datastores.exists(self.sibling(self.swap_name())):
+            quietly(self.sim.datastores.delete, self.sibling(self.swap_name()))
+
+    def refresh_files(self):
+        """layout, layoutEx, storage and summary.storage from the files as they are on the datastore."""
+        datastores = self.sim.datastores
+        files: list = []
+        by_name: dict[str, int] = {}
+
+        def add(path: str, kind: str) -> int | None:
+            if path in by_name:
+                return by_name[path]
+            try:
+                local = datastores.local(path)
+                st = local.stat()
+            except (OSError, vmodl.MethodFault):
+                return None
+            size = st.st_size if local.is_file() else 4096
+            used = st.st_blocks * 512 if local.is_file() else size
+            key = len(files)
+            files.append(vim.vm.FileLayoutEx.FileInfo(key=key, name=path, type=kind, size=size, uniqueSize=used,
+                                                      accessible=True))
+            by_name[path] = key
+            return key
+
+        add(self.vmx_path(), "config")
+        nvram = self.sibling(self.extra_config("nvram") or self.base_name() + ".nvram")
+        add(nvram, "nvram")
+        log_key = add(self.sibling(LOG_NAME), "log")
+        swap_key = add(self.sibling(self.swap_name()), "swap") if self.power_state == "poweredOn" else None
+        if self.props.get("snapshot") is not None:
+            add(self.sibling(self.base_name() + ".vmsd"), "snapshotList")
+            for node in self._all_nodes():
+                add(self.sibling(f"{self.base_name()}-Snapshot{node.id}.vmsn"), "snapshotData")
+        disks_ex, disks = [], []
+        leaf_used: dict[int, int] = {}
+        for dev in self.devices():
+            if not isinstance(dev, vim.vm.device.VirtualDisk):
+                continue
+            chain, backing, names = [], dev.backing, []
+            while backing is not None and getattr(backing, "fileName", None):
+                desc = add(backing.fileName, "diskDescriptor")
+                keys = [k for k in (desc,) if k is not None]
+                if desc is not None and backing.fileName.endswith(".vmdk"):
+                    extent_key = add(backing.fileName[:-len(".vmdk")] + "-flat.vmdk", "diskExtent")
+                    if extent_key is not None:
+                        keys.append(extent_key)
+                if not chain:
+                    leaf_used[dev.key] = sum(files[k].uniqueSize or 0 for k in keys)
+                chain.append(vim.vm.FileLayoutEx.DiskUnit(fileKey=keys))
+                names.append(backing.fileName)
+                backing = getattr(backing, "parent", None)
+            chain.reverse()
+            disks_ex.append(vim.vm.FileLayoutEx.DiskLayout(key=dev.key, chain=chain))
+            disks.append(vim.vm.FileLayout.DiskLayout(key=dev.key, diskFile=list(reversed(names))))
+        stamp = now()
+        self.props["layoutEx"] = vim.vm.FileLayoutEx(file=files, disk=disks_ex, snapshot=[], timestamp=stamp)
+        home = self.home_dir() + "/"
+        self.props["layout"] = vim.vm.FileLayout(
+            configFile=[f.name[len(home):] for f in files if f.type == "nvram"],
+            logFile=[LOG_NAME] if log_key is not None else [], disk=disks, snapshot=[],
+            swapFile=files[swap_key].name if swap_key is not None else None)
+        usage: dict[str, list[int]] = {}
+        for f in files:
+            ds = f.name[1:].partition("]")[0]
+            usage.setdefault(ds, [0, 0])[0] += f.uniqueSize or 0
+        for dev in self.devices():
+            if isinstance(dev, vim.vm.device.VirtualDisk) and dev.backing.fileName.startswith("["):
+                ds = dev.backing.fileName[1:].partition("]")[0]
+                usage.setdefault(ds, [0, 0])[1] += max(0, (dev.capacityInKB or 0) * 1024 - leaf_used.get(dev.key, 0))
+        per_ds = []
+        for name, (committed, uncommitted) in usage.items():
+            try:
+                ds = datastores.datastore(name)
+            except vmodl.MethodFault:
+                continue
+            per_ds.append(vim.vm.StorageInfo.UsageOnDatastore(datastore=ds.ref, committed=committed,
+                                                               uncommitted=uncommitted, unshared=committed))
+        self.props["storage"] = vim.vm.StorageInfo(perDatastoreUsage=per_ds, timestamp=stamp)
+        committed = sum(u.committed for u in per_ds)
+        self.props["summary"].storage = vim.vm.Summary.StorageSummary(
+            committed=committed, uncommitted=sum(u.uncommitted for u in per_ds), unshared=committed,
+            timestamp=stamp)
+        self.touch("layoutEx", "layout", "storage", "summary")
+
+    def RefreshStorageInfo(self, ctx):
+        self.refresh_files()
+
+
+def remove_vm_folder(sim, home: str):
+    """After Destroy_Task: the VM's folder goes once its files are gone, as ESX removes it; anything else in it (a
+    disk that was detached first, files others put there) keeps it, and a datastore root is never removed."""
+    datastores = sim.datastores
+    try:
+        dspath = datastores.parse(home)
+        if dspath.is_root or not datastores.is_dir(home) or datastores.list_dir(home):
+            return
+        ds = datastores.datastore(dspath.datastore)
+        if getattr(ds, "is_vsan", False) and dspath.is_top_level:
+            datastores.delete(home)  # a namespace goes with its friendly name
+            return
+        # rmdir of the empty folder rather than a tree delete, which would make the datastore forget its
+        # disk-parent index (a rescan of every datastore on the next disk deletion)
+        try:
+            datastores.local(home).rmdir()
+        except OSError:
+            datastores.delete(home)
+    except vmodl.MethodFault:
+        pass
+
+
+def quietly(func, *args):
+    """Best-effort file cleanup: a file already gone (or a disk another still needs) is no error here."""
+    try:
+        func(*args)
+    except (vmodl.MethodFault, OSError) as err:
+        log.debug("ignored: %s%r: %s", getattr(func, "__name__", func), args, err)

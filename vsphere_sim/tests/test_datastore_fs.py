@@ -1,0 +1,367 @@
+"""DatastoreFS in-process: paths, vSAN namespaces, VM homes, files, virtual disks and their chains, persistence."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from pyVmomi import vim, vmodl
+
+from vsphere_sim import Simulator
+from vsphere_sim.datastore_fs import DatastorePath
+
+DS, VSAN = "LocalDS_0", "vsanDatastore"
+
+
+def ensure_datastores(sim):
+    """The default inventory's LocalDS_0 and vsanDatastore (added here to a sim started without one)."""
+    with sim.lock:
+        names = {ds.name for ds in sim.registry.of_type(vim.Datastore)}
+        if {DS, VSAN} <= names:
+            return
+        dcs = sim.registry.of_type(vim.Datacenter)
+        dc = dcs[0] if dcs else sim.registry.get(sim.call(sim.root_folder().ref, "CreateDatacenter", name="DC0"))
+        hosts = [h for h in sim.registry.of_type(vim.HostSystem) if h.datacenter() is dc]
+        for name, kind in ((DS, "VMFS"), (VSAN, "vsan")):
+            if name not in names:
+                sim.datastores.add_datastore(dc, name, kind=kind, hosts=hosts)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    s = Simulator(tmp_path_factory.mktemp("dsfs"))
+    ensure_datastores(s)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fs(sim):
+    with sim.lock:
+        yield sim.datastores
+
+
+def fault(excinfo_type, fn, *args, **kwargs):
+    with pytest.raises(excinfo_type) as info:
+        fn(*args, **kwargs)
+    assert type(info.value) is excinfo_type, type(info.value)
+    return info.value
+
+
+def no_host_path(sim, f):
+    assert str(sim.workdir) not in (f.msg or "") and "types." not in (f.msg or "")
+
+
+# -- paths ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text,ds,path", [
+    ("[LocalDS_0] a/b.vmx", "LocalDS_0", "a/b.vmx"),
+    ("[LocalDS_0]", "LocalDS_0", ""),
+    ("[LocalDS_0] ", "LocalDS_0", ""),
+    ("[LocalDS_0]/a/b", "LocalDS_0", "a/b"),  # VIC's vSAN serial-port form
+    ("[vsanDatastore] /0ea65357/x", "vsanDatastore", "0ea65357/x"),  # VIC's vSAN root form
+    ("[my ds] a//b/./c/", "my ds", "a/b/c"),
+    ("https://h/folder/a/b.txt?dcPath=DC0&dsName=LocalDS_0", "LocalDS_0", "a/b.txt"),
+])
+def test_parse(fs, text, ds, path):
+    p = fs.parse(text)
+    assert (p.datastore, p.path) == (ds, path)
+
+
+@pytest.mark.parametrize("text", ["LocalDS_0 a", "[] a", "[LocalDS_0] a/../../etc", "[a", "", "[x] a\x00b"])
+def test_parse_malformed(fs, text):
+    f = fault(vim.fault.InvalidDatastorePath, fs.parse, text)
+    assert f.datastorePath == text
+
+
+def test_str_roundtrip(fs):
+    assert str(fs.parse("[LocalDS_0]  a/b")) == "[LocalDS_0] a/b"
+    assert str(fs.parse("[LocalDS_0]")) == "[LocalDS_0]"
+    assert str(DatastorePath("d", "x").join("y/z")) == "[d] x/y/z"
+
+
+def test_unknown_datastore(sim, fs):
+    f = fault(vim.fault.InvalidDatastore, fs.local, "[nope] z")
+    assert f.name == "nope" and "[nope] z" in f.msg
+    no_host_path(sim, f)
+
+
+def test_symlink_escape_refused(sim, fs):
+    fs.make_dir("[LocalDS_0] esc")
+    (fs.local("[LocalDS_0] esc") / "out").symlink_to("/etc")
+    fault(vim.fault.InvalidDatastorePath, fs.read_file, "[LocalDS_0] esc/out/passwd")
+    (fs.local("[LocalDS_0] esc") / "pw").symlink_to("/etc/passwd")
+    fault(vim.fault.FileNotFound, fs.read_file, "[LocalDS_0] esc/pw")
+    fs.copy("[LocalDS_0] esc/pw", "[LocalDS_0] esc/pw2")  # copied as a link, not as the host file
+    assert fs.local("[LocalDS_0] esc/pw2").is_symlink()
+    fs.delete("[LocalDS_0] esc")
+    assert (sim.workdir / "datastores").exists()
+
+
+# -- files ----------------------------------------------------------------------------------------------------------
+def test_files(sim, fs):
+    fs.make_dir("[LocalDS_0] f1/a/b", create_parents=True)
+    fault(vim.fault.FileAlreadyExists, fs.make_dir, "[LocalDS_0] f1/a")
+    f = fault(vim.fault.FileNotFound, fs.make_dir, "[LocalDS_0] f2/x")
+    assert f.file == "[LocalDS_0] f2" and f.msg == "File [LocalDS_0] f2 was not found"
+    fs.write_file("[LocalDS_0] f1/a/x.txt", b"hello")
+    assert fs.read_file("[LocalDS_0] f1/a/x.txt") == b"hello"
+    assert fs.list_dir("[LocalDS_0] f1/a") == ["b", "x.txt"]
+    fault(vim.fault.FileNotFound, fs.write_file, "[LocalDS_0] nodir/x.txt", b"")
+    fs.copy("[LocalDS_0] f1", "[LocalDS_0] f3")
+    f = fault(vim.fault.FileAlreadyExists, fs.copy, "[LocalDS_0] f1", "[LocalDS_0] f3")
+    assert f.file == "[LocalDS_0] f3/a/x.txt"  # a folder copy merges; only a clashing file needs force
+    fs.copy("[LocalDS_0] f1", "[LocalDS_0] f3", force=True)
+    fault(vim.fault.FileAlreadyExists, fs.move, "[LocalDS_0] f1/a/x.txt", "[LocalDS_0] f3/a/x.txt")
+    fs.move("[LocalDS_0] f1/a/x.txt", "[LocalDS_0] f3/a/x.txt", force=True)
+    assert not fs.exists("[LocalDS_0] f1/a/x.txt")
+    fs.delete("[LocalDS_0] f3")
+    f = fault(vim.fault.FileNotFound, fs.delete, "[LocalDS_0] f3")
+    no_host_path(sim, f)
+    fault(vim.fault.CannotDeleteFile, fs.delete, "[LocalDS_0]")
+    fault(vim.fault.FileFault, fs.move, "[LocalDS_0] f1", "[LocalDS_0] f1/a/inner")
+    fs.delete("[LocalDS_0] f1")
+
+
+def test_atomic_writer_abort_leaves_nothing(fs):
+    fs.make_dir("[LocalDS_0] aw")
+    w = fs.open_write("[LocalDS_0] aw/big.bin")
+    w.write(b"x" * 10)
+    w.abort()
+    assert fs.list_dir("[LocalDS_0] aw") == []
+    assert list(fs.local("[LocalDS_0] aw").iterdir()) == []
+    fs.delete("[LocalDS_0] aw")
+
+
+# -- vSAN -----------------------------------------------------------------------------------------------------------
+def test_vsan_make_dir_top_level_refused(fs):
+    f = fault(vim.fault.CannotCreateFile, fs.make_dir, "[vsanDatastore] top")
+    assert f.file == "[vsanDatastore] top"
+    f = fault(vim.fault.CannotCreateFile, fs.make_dir, "[vsanDatastore] top/sub", True)
+    assert f.file == "[vsanDatastore] top"
+    fault(vim.fault.CannotCreateFile, fs.write_file, "[vsanDatastore] file.txt", b"")
+
+
+def test_vsan_namespace(sim, fs):
+    ds = fs.datastore(VSAN)
+    ns = fs.create_namespace(ds, "ns1")
+    assert re.fullmatch(r"[0-9a-f-]{36}", ns)
+    assert fs.uuid_path(ds, ns) == f"/vmfs/volumes/{ds.volume_id}/{ns}"
+    assert ds.volume_id.startswith("vsan:")
+    f = fault(vim.fault.FileAlreadyExists, fs.create_namespace, ds, "ns1")
+    assert f.file == "[vsanDatastore] ns1"
+    # friendly name and UUID lead to one directory
+    fs.make_dir("[vsanDatastore] ns1/sub")
+    assert fs.is_dir(f"[vsanDatastore] {ns}/sub")
+    assert fs.local("[vsanDatastore] ns1/sub") == fs.ds_dir(ds) / ns / "sub"
+    fault(vim.fault.FileAlreadyExists, fs.make_dir, "[vsanDatastore] ns1")
+    fs.make_dir("[vsanDatastore] ns1", exist_ok=True)
+    # the root lists namespaces by UUID, once
+    assert ns in fs.list_dir("[vsanDatastore]") and "ns1" not in fs.list_dir("[vsanDatastore]")
+    # rename keeps the UUID
+    fs.move("[vsanDatastore] ns1", "[vsanDatastore] ns1b")
+    assert fs.namespaces(ds)["ns1b"] == ns and "ns1" not in fs.namespaces(ds)
+    fs.delete("[vsanDatastore] ns1b")
+    assert ns not in fs.namespaces(ds).values() and not (fs.ds_dir(ds) / ns).exists()
+
+
+def test_vm_home_vmfs(fs):
+    p = fs.create_vm_home("[LocalDS_0] h1/h1.vmx", "h1")
+    assert str(p) == "[LocalDS_0] h1/h1.vmx" and fs.is_dir("[LocalDS_0] h1")
+    assert str(fs.create_vm_home("[LocalDS_0]", "h2")) == "[LocalDS_0] h2/h2.vmx"
+    assert str(fs.create_vm_home("[LocalDS_0] h3", "vm3")) == "[LocalDS_0] h3/vm3.vmx"
+    assert str(fs.create_vm_home("[LocalDS_0]", "a/b")) == "[LocalDS_0] a%2fb/a%2fb.vmx"
+    fs.write_file(p, b"")
+    f = fault(vim.fault.FileAlreadyExists, fs.create_vm_home, "[LocalDS_0] h1/h1.vmx", "h1")
+    assert f.file == "[LocalDS_0] h1/h1.vmx"
+    fault(vim.fault.InvalidDatastore, fs.create_vm_home, "[nope] z", "z")
+    for d in ("h1", "h2", "h3", "a%2fb"):
+        fs.delete(f"[LocalDS_0] {d}")
+
+
+def test_vm_home_vsan(fs):
+    ds = fs.datastore(VSAN)
+    p = fs.create_vm_home("[vsanDatastore]", "v1")
+    ns = fs.namespaces(ds)["v1"]
+    assert str(p) == f"[vsanDatastore] {ns}/v1.vmx"  # vmPathName shows the UUID, as on real vSAN
+    # an existing namespace named after the VM is used (VIC creates it first with CreateDirectory)
+    fs.create_namespace(ds, "v2")
+    ns2 = fs.namespaces(ds)["v2"]
+    assert str(fs.create_vm_home("[vsanDatastore]", "v2")) == f"[vsanDatastore] {ns2}/v2.vmx"
+    # explicit friendly path: kept as given, namespace created implicitly
+    assert str(fs.create_vm_home("[vsanDatastore] v3/v3.vmx", "v3")) == "[vsanDatastore] v3/v3.vmx"
+    assert "v3" in fs.namespaces(ds)
+    # the top-level folder must be named after the VM
+    f = fault(vim.fault.InvalidDatastorePath, fs.create_vm_home, "[vsanDatastore] other/v4.vmx", "v4")
+    assert f.datastorePath == "[vsanDatastore] other/v4.vmx" and "'other'" in f.msg and "'v4'" in f.msg
+    assert "other" not in fs.namespaces(ds)
+    f = fault(vim.fault.InvalidDatastorePath, fs.create_vm_home, "[vsanDatastore] v3/v5.vmx", "v5")
+    assert "'v3'" in f.msg and "'v5'" in f.msg
+    fault(vim.fault.InvalidDatastorePath, fs.create_vm_home, "[vsanDatastore] v6.vmx", "v6")
+    # by UUID: the namespace's friendly name counts
+    assert str(fs.create_vm_home(f"[vsanDatastore] {ns}/x/v1.vmx", "v1")) == f"[vsanDatastore] {ns}/x/v1.vmx"
+    fs.write_file(p, b"")
+    fault(vim.fault.FileAlreadyExists, fs.create_vm_home, "[vsanDatastore]", "v1")
+    for name in ("v1", "v2", "v3"):
+        fs.delete(f"[vsanDatastore] {name}")
+
+
+# -- disks ----------------------------------------------------------------------------------------------------------
+def test_disk_format(fs):
+    fs.make_dir("[LocalDS_0] d1")
+    info = fs.create_disk("[LocalDS_0] d1/base.vmdk", 4096)
+    assert info.capacity_kb == 4096 and info.parent is None and info.data_path.is_dir()
+    assert info.data_path.name == "base-flat.vmdk"
+    text = fs.read_file("[LocalDS_0] d1/base.vmdk").decode()
+    assert text.startswith("# Disk DescriptorFile\nversion=1\n")
+    assert 'createType="monolithicFlat"' in text and "parentCID=ffffffff" in text
+    assert 'RW 8192 FLAT "base-flat.vmdk" 0' in text
+    assert re.search(r'ddb\.uuid = "([0-9a-f]{2} ){7}[0-9a-f]{2}-([0-9a-f]{2} ){7}[0-9a-f]{2}"', text)
+    assert fs.list_dir("[LocalDS_0] d1") == ["base.vmdk"]  # the data is never listed
+    fault(vim.fault.FileAlreadyExists, fs.create_disk, "[LocalDS_0] d1/base.vmdk", 1)
+    fault(vmodl.fault.InvalidArgument, fs.create_disk, "[LocalDS_0] d1/base.txt", 1)
+    fault(vim.fault.FileNotFound, fs.create_disk, "[LocalDS_0] nope/x.vmdk", 1)
+    fault(vim.fault.CannotCreateFile, fs.create_disk, "[vsanDatastore] x.vmdk", 1)
+    fs.extend_disk("[LocalDS_0] d1/base.vmdk", 8192)
+    assert fs.disk_info("[LocalDS_0] d1/base.vmdk").capacity_kb == 8192
+    fault(vmodl.fault.InvalidArgument, fs.extend_disk, "[LocalDS_0] d1/base.vmdk", 1)
+    fs.write_file("[LocalDS_0] d1/not.vmdk", b"garbage")
+    f = fault(vim.fault.FileFault, fs.disk_info, "[LocalDS_0] d1/not.vmdk")
+    assert "not a virtual disk" in f.msg
+    fs.delete("[LocalDS_0] d1")
+
+
+def test_disk_chain_and_locking(fs):
+    fs.make_dir("[LocalDS_0] images/base", create_parents=True)
+    fs.make_dir("[LocalDS_0] images/l1", create_parents=True)
+    fs.make_dir("[LocalDS_0] c1")
+    base = fs.create_disk("[LocalDS_0] images/base/base.vmdk", 2048)
+    l1 = fs.create_disk("[LocalDS_0] images/l1/l1.vmdk", 0, parent=fs.parse("[LocalDS_0] images/base/base.vmdk"))
+    c1 = fs.create_disk("[LocalDS_0] c1/c1.vmdk", None, parent="[LocalDS_0] images/l1/l1.vmdk")
+    assert l1.capacity_kb == 2048 and c1.capacity_kb == 2048
+    assert fs.disk_chain("[LocalDS_0] c1/c1.vmdk") == [base.data_path, l1.data_path, c1.data_path]
+    text = fs.read_file("[LocalDS_0] c1/c1.vmdk").decode()
+    assert 'createType="vmfsSparse"' in text
+    ds = fs.datastore(DS)
+    assert f'parentFileNameHint="/vmfs/volumes/{ds.volume_id}/images/l1/l1.vmdk"' in text
+    assert f"parentCID={l1.cid}" in text
+    assert fs.disk_info("[LocalDS_0] c1/c1.vmdk").parent == fs.parse("[LocalDS_0] images/l1/l1.vmdk")
+    # a parent with a child is locked, through VirtualDiskManager and FileManager alike
+    f = fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] images/l1/l1.vmdk")
+    assert f.file == "[LocalDS_0] images/l1/l1.vmdk" and "[LocalDS_0] c1/c1.vmdk" in f.msg
+    fault(vim.fault.FileLocked, fs.delete, "[LocalDS_0] images/base/base.vmdk")
+    # the index survives a scan from scratch (as after a restart)
+    fs._children = None
+    fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] images/l1/l1.vmdk")
+    fs.delete_disk("[LocalDS_0] c1/c1.vmdk")
+    assert not c1.data_path.exists() and not c1.descriptor_path.exists()
+    fs.delete("[LocalDS_0] images/l1/l1.vmdk")  # FileManager-style delete takes the data along
+    assert not l1.data_path.exists()
+    fs.delete_disk("[LocalDS_0] images/base/base.vmdk")
+    fs.delete("[LocalDS_0] images")
+    fs.delete("[LocalDS_0] c1")
+
+
+def test_same_folder_child_hint_and_move(fs):
+    fs.make_dir("[LocalDS_0] m1")
+    fs.make_dir("[LocalDS_0] m2")
+    fs.create_disk("[LocalDS_0] m1/p.vmdk", 1024)
+    fs.create_disk("[LocalDS_0] m1/c.vmdk", 0, parent="[LocalDS_0] m1/p.vmdk")
+    assert 'parentFileNameHint="p.vmdk"' in fs.read_file("[LocalDS_0] m1/c.vmdk").decode()
+    (fs.disk_info("[LocalDS_0] m1/c.vmdk").data_path / "f").write_text("x")
+    fs.move("[LocalDS_0] m1/c.vmdk", "[LocalDS_0] m2/moved.vmdk")
+    moved = fs.disk_info("[LocalDS_0] m2/moved.vmdk")
+    assert moved.parent == fs.parse("[LocalDS_0] m1/p.vmdk")  # the hint was rewritten for the new folder
+    assert moved.data_path.name == "moved-flat.vmdk" and (moved.data_path / "f").read_text() == "x"
+    assert fs.list_dir("[LocalDS_0] m1") == ["p.vmdk"]
+    fs.delete("[LocalDS_0] m2")
+    fs.delete("[LocalDS_0] m1")
+
+
+def test_copy_disk_consolidates_chain(fs):
+    fs.make_dir("[LocalDS_0] cp")
+    base = fs.create_disk("[LocalDS_0] cp/base.vmdk", 1024)
+    (base.data_path / "etc").mkdir()
+    (base.data_path / "etc/a").write_text("base")
+    (base.data_path / "etc/gone").write_text("base")
+    child = fs.create_disk("[LocalDS_0] cp/child.vmdk", 0, parent="[LocalDS_0] cp/base.vmdk")
+    (child.data_path / "etc").mkdir()
+    (child.data_path / "etc/a").write_text("child")
+    try:
+        import os
+        os.mknod(child.data_path / "etc/gone", 0o600 | 0o020000, 0)  # an overlay whiteout
+        whiteout = True
+    except OSError:
+        whiteout = False
+    copy = fs.copy_disk("[LocalDS_0] cp/child.vmdk", "[LocalDS_0] cp/flat.vmdk")
+    assert copy.parent is None and copy.capacity_kb == 1024
+    assert (copy.data_path / "etc/a").read_text() == "child"
+    if whiteout:
+        assert not (copy.data_path / "etc/gone").exists()
+    fault(vim.fault.FileAlreadyExists, fs.copy_disk, "[LocalDS_0] cp/child.vmdk", "[LocalDS_0] cp/flat.vmdk")
+    fs.delete("[LocalDS_0] cp")
+
+
+def test_formatted_disk(fs):
+    import shutil
+    fs.make_dir("[LocalDS_0] vol")
+    info = fs.create_disk("[LocalDS_0] vol/v.vmdk", 8 * 1024, formatted="ext4", label="0123456789abcdef")
+    assert info.data_path.is_file() and info.data_path.stat().st_size == 8 * 1024 * 1024
+    assert info.data_path.stat().st_blocks * 512 < 8 * 1024 * 1024  # sparse
+    assert fs.disk_info("[LocalDS_0] vol/v.vmdk").formatted == "ext4"
+    if shutil.which("dumpe2fs") or shutil.which("dumpe2fs", path="/sbin:/usr/sbin"):
+        import subprocess
+        out = subprocess.run([shutil.which("dumpe2fs", path="/sbin:/usr/sbin:/usr/bin"), "-h", str(info.data_path)],
+                             capture_output=True, text=True).stdout
+        assert "0123456789abcdef" in out
+    fs.extend_disk("[LocalDS_0] vol/v.vmdk", 16 * 1024)
+    assert info.data_path.stat().st_size == 16 * 1024 * 1024
+    fs.delete("[LocalDS_0] vol")
+
+
+# -- datastores and persistence -------------------------------------------------------------------------------------
+def test_datastore_object(sim, fs):
+    ds = fs.datastore(DS)
+    s = ds.get_property("summary")
+    assert s.type == "VMFS" and s.accessible and s.name == DS
+    assert re.fullmatch(r"ds:///vmfs/volumes/[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{12}/", s.url)
+    assert 0 < s.freeSpace <= s.capacity
+    vs = fs.datastore(VSAN)
+    assert vs.get_property("summary").type == "vsan"
+    assert re.fullmatch(r"ds:///vmfs/volumes/vsan:[0-9a-f]{16}-[0-9a-f]{16}/", vs.get_property("summary").url)
+    assert vs.props["capability"].topLevelDirectoryCreateSupported is False
+    assert ds.props["capability"].topLevelDirectoryCreateSupported is True
+    assert sim.registry.find(ds.props["browser"]._moId) is not None
+    f = fault(vim.fault.DuplicateName, fs.add_datastore, ds.datacenter(), DS)
+    assert f.name == DS
+
+
+def test_restart_keeps_datastores_and_namespaces(tmp_path):
+    s = Simulator(tmp_path)
+    ensure_datastores(s)
+    with s.lock:
+        fs = s.datastores
+        ds = fs.datastore(VSAN)
+        ns = fs.create_namespace(ds, "keep")
+        fs.create_disk("[vsanDatastore] keep/d.vmdk", 1024)
+        url = ds.props["summary"].url
+    s.close()
+    s2 = Simulator(tmp_path)
+    try:
+        with s2.lock:
+            fs = s2.datastores
+            ds = fs.datastore(VSAN)
+            assert ds.props["summary"].url == url and ds.is_vsan
+            assert fs.namespaces(ds) == {"keep": ns}
+            assert fs.disk_info("[vsanDatastore] keep/d.vmdk").capacity_kb == 1024
+            assert s2.registry.find(ds.props["browser"]._moId) is not None
+    finally:
+        s2.close()
+
+
+def test_wipe(tmp_path):
+    s = Simulator(tmp_path, persist=False)
+    ensure_datastores(s)
+    with s.lock:
+        s.datastores.make_dir("[LocalDS_0] w")
+        s.datastores.wipe()
+        assert list((tmp_path / "datastores").iterdir()) == []
+    s.close()
