@@ -43,7 +43,7 @@ log = logging.getLogger("vsphere_sim.persist")
 FORMAT = "2"
 _PLAIN = (str, int, float, bool)
 _MISSING = object()
-_MOID_COUNTER = re.compile(r"^(.+)-(\d+)$")
+_MOID_COUNTER = re.compile(r"^(.+?)-?(\d+)$")  # vm-42 -> vm; group-v12 -> group-v (see folder.new_moid)
 # The newest version pyVmomi knows, so the XML fallback drops no property.
 _XML_VERSION = VmomiSupport.newestVersions.Get("vim")
 
