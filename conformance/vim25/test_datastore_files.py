@@ -7,7 +7,6 @@ entity is a ManagedEntity, fault messages without host paths.
 """
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from types import SimpleNamespace
@@ -15,40 +14,18 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
-from pyVim.task import WaitForTask
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
+from .helpers import DS, call, datacenter, raises, wait
+
 B = vim.host.DatastoreBrowser
 
-
-def wait(task):
-    """A task's result, or its fault raised (pyVim's WaitForTask reads TaskInfo, entity included)."""
-    WaitForTask(task)
-    return task.info.result
-
-
-def call(fn, *args, **kwargs):
-    """A method's result; for a *_Task method its task's result. Faults raise whether the call or the task fails."""
-    result = fn(*args, **kwargs)
-    return wait(result) if isinstance(result, vim.Task) else result
-
-
-def raises(fault_cls, fn, *args, **kwargs):
-    with pytest.raises(vmodl.MethodFault) as info:
-        call(fn, *args, **kwargs)
-    assert type(info.value) is fault_cls, f"{type(info.value).__name__}: {info.value.msg}"
-    msg = info.value.msg or ""
-    assert "types." not in msg and "*" not in msg and "/tmp/" not in msg, msg
-    return info.value
 
 
 @pytest.fixture(scope="module")
 def inv(vsphere, si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
+    dc = datacenter(si)
     ds = next(d for d in dc.datastore if d.name == DS)
     parts = urlsplit(vsphere.url)
     cookie = si._stub.cookie.split(";")[0] if si._stub.cookie else ""

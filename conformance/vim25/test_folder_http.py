@@ -13,18 +13,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
-from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
-VSAN = os.environ.get("VSPHERE_VSAN_DATASTORE", "vsanDatastore")
-
-
-def wait(task):
-    """A task's result, or its fault raised (pyVim's WaitForTask reads TaskInfo, entity included)."""
-    WaitForTask(task)
-    return task.info.result
+from .helpers import DS, VSAN, datacenter, wait
 
 
 class _Http(requests.Session):
@@ -38,8 +29,7 @@ class _Http(requests.Session):
 @pytest.fixture(scope="module")
 def inv(vsphere, si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
+    dc = datacenter(si)
     parts = urlsplit(vsphere.url)
     session = _Http()
     session.headers["Cookie"] = si._stub.cookie.split(";")[0]

@@ -7,7 +7,6 @@ tests that need a running guest are sim-only; the faults without a guest (powere
 vSphere."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from urllib.parse import quote, urlsplit
@@ -17,18 +16,13 @@ import requests
 from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
+from .helpers import datacenter, resource_pool, vmfs_datastore
+from .helpers import walk as _walk
+
 VD = vim.vm.device
 USER = "4f2a" * 16  # a container ID, as VIC's port layer logs in to its tether
 pytestmark = pytest.mark.timeout(120)
 
-
-def _walk(folder):
-    for child in folder.childEntity:
-        yield child
-        if isinstance(child, vim.Folder):
-            yield from _walk(child)
 
 
 def wait_for(predicate, timeout=20.0, what="condition"):
@@ -44,17 +38,13 @@ def wait_for(predicate, timeout=20.0, what="condition"):
 @pytest.fixture(scope="module")
 def env(vsphere, si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
-    stores = [d for d in dc.datastore if d.summary.accessible]
-    ds = next((d for d in stores if d.name == DS), None) or \
-        next((d for d in stores if d.summary.type != "vsan"), stores[0])
-    compute = next(c for c in _walk(dc.hostFolder) if isinstance(c, vim.ComputeResource) and c.resourcePool)
+    dc = datacenter(si)
+    ds = vmfs_datastore(dc)
     top = f"guestops-{uuid.uuid4().hex[:8]}"
     content.fileManager.MakeDirectory(f"[{ds.name}] {top}", dc)
     folder = dc.vmFolder.CreateFolder(top)
     ns = type("Env", (), {})()
-    ns.si, ns.content, ns.dc, ns.ds, ns.pool, ns.folder, ns.top = si, content, dc, ds, compute.resourcePool, folder, top
+    ns.si, ns.content, ns.dc, ns.ds, ns.pool, ns.folder, ns.top = si, content, dc, ds, resource_pool(dc), folder, top
     ns.vsphere = vsphere
     ns.pm = content.guestOperationsManager.processManager
     ns.am = content.guestOperationsManager.authManager

@@ -5,46 +5,21 @@ Black-box: pyVmomi only; the checks of the default inventory's names and moref f
 """
 from __future__ import annotations
 
-import os
 import re
-import time
 import uuid
 
 import pytest
-from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
-
-
-def wait(task):
-    try:
-        WaitForTask(task)
-    except vmodl.fault.MethodNotFound:  # a server without property collector filters: poll the task
-        deadline = time.monotonic() + 60
-        while task.info.state in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if task.info.state == "error":
-            raise task.info.error from None
-    return task.info.result
-
-
-def _walk(folder):
-    for child in folder.childEntity:
-        yield child
-        if isinstance(child, vim.Folder):
-            yield from _walk(child)
+from .helpers import datacenter, unique, vmfs_datastore, wait
+from .helpers import walk as _walk
 
 
 @pytest.fixture(scope="module")
 def env(si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
-    stores = [d for d in dc.datastore if d.summary.accessible]
-    ds = next((d for d in stores if d.name == DS), None) or \
-        next((d for d in stores if d.summary.type != "vsan"), stores[0])
+    dc = datacenter(si)
+    ds = vmfs_datastore(dc)
     computes = [c for c in _walk(dc.hostFolder) if isinstance(c, vim.ComputeResource)]
     compute = next(c for c in computes if c.resourcePool)
     folder = dc.vmFolder.CreateFolder(f"vsim-inventory-{uuid.uuid4().hex[:8]}")
@@ -54,9 +29,6 @@ def env(si):
     yield ns
     wait(folder.Destroy_Task())
 
-
-def unique(prefix="i"):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def new_vm(env, name=None, folder=None):

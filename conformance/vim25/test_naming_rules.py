@@ -11,62 +11,29 @@ Black-box: pyVmomi only. VSPHERE_DATACENTER / VSPHERE_DATASTORE pick the targets
 """
 from __future__ import annotations
 
-import os
-import time
 import uuid
 
 import pytest
-from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
-
-
-def wait(task):
-    try:
-        WaitForTask(task)
-    except vmodl.fault.MethodNotFound:  # a server without property collector filters: poll the task
-        deadline = time.monotonic() + 60
-        while task.info.state in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if task.info.state == "error":
-            raise task.info.error from None
-    return task.info.result
-
-
-def raises(fault_cls, task_fn, *args, **kwargs):
-    """Run a *_Task method and return the fault it ended with, which must be exactly `fault_cls`."""
-    with pytest.raises(vmodl.MethodFault) as info:
-        wait(task_fn(*args, **kwargs))
-    assert type(info.value) is fault_cls, f"{type(info.value).__name__}: {info.value.msg}"
-    return info.value
+from .helpers import datacenter, raises, resource_pool, unique, vmfs_datastore, wait
+from .helpers import walk as _walk
 
 
 @pytest.fixture(scope="module")
 def env(si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
-    stores = [d for d in dc.datastore if d.summary.accessible]
-    ds = next((d for d in stores if d.name == DS), None) or \
-        next((d for d in stores if d.summary.type != "vsan"), stores[0])
-    compute = next(c for c in _walk(dc.hostFolder) if isinstance(c, vim.ComputeResource) and c.resourcePool)
+    dc = datacenter(si)
+    ds = vmfs_datastore(dc)
     folder = dc.vmFolder.CreateFolder(f"vsim-naming-{uuid.uuid4().hex[:8]}")
     ns = type("Env", (), {})()
-    ns.dc, ns.ds, ns.pool, ns.folder, ns.content = dc, ds.name, compute.resourcePool, folder, content
+    ns.dc, ns.ds, ns.pool, ns.folder, ns.content = dc, ds.name, resource_pool(dc), folder, content
     yield ns
     for vm in _walk(folder):
         if isinstance(vm, vim.VirtualMachine) and vm.runtime.powerState == "poweredOn":
             wait(vm.PowerOffVM_Task())
     wait(folder.Destroy_Task())  # a folder's Destroy_Task destroys the VMs in it
 
-
-def _walk(folder):
-    for child in folder.childEntity:
-        yield child
-        if isinstance(child, vim.Folder):
-            yield from _walk(child)
 
 
 def spec(env, name, path=None):
@@ -77,9 +44,6 @@ def spec(env, name, path=None):
 def create(env, name, path=None):
     return wait(env.folder.CreateVM_Task(config=spec(env, name, path), pool=env.pool))
 
-
-def unique(prefix="n"):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 # -- length -----------------------------------------------------------------------------------------------------------

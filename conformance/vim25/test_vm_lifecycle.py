@@ -6,64 +6,31 @@ Black-box: pyVmomi only. VSPHERE_DATACENTER / VSPHERE_DATASTORE pick the targets
 """
 from __future__ import annotations
 
-import os
 import re
-import time
 import uuid
 
 import pytest
-from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
+from .helpers import datacenter, raises, resource_pool, unique, vmfs_datastore, wait
+from .helpers import walk as _walk
+
 VD = vim.vm.device
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAC_RE = re.compile(r"^00:50:56:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
 
 
-def wait(task):
-    try:
-        WaitForTask(task)
-    except vmodl.fault.MethodNotFound:  # a server without property collector filters: poll the task
-        deadline = time.monotonic() + 60
-        while task.info.state in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if task.info.state == "error":
-            raise task.info.error from None
-    return task.info.result
-
-
-def raises(fault_cls, fn, *args, **kwargs):
-    with pytest.raises(vmodl.MethodFault) as info:
-        result = fn(*args, **kwargs)
-        if isinstance(result, vim.Task):
-            wait(result)
-    assert type(info.value) is fault_cls, f"{type(info.value).__name__}: {info.value.msg}"
-    return info.value
-
-
-def _walk(folder):
-    for child in folder.childEntity:
-        yield child
-        if isinstance(child, vim.Folder):
-            yield from _walk(child)
-
 
 @pytest.fixture(scope="module")
 def env(si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
-    stores = [d for d in dc.datastore if d.summary.accessible]
-    ds = next((d for d in stores if d.name == DS), None) or \
-        next((d for d in stores if d.summary.type != "vsan"), stores[0])
-    compute = next(c for c in _walk(dc.hostFolder) if isinstance(c, vim.ComputeResource) and c.resourcePool)
-    network = next((n for n in compute.network if isinstance(n, vim.Network)
+    dc = datacenter(si)
+    ds = vmfs_datastore(dc)
+    network = next((n for n in resource_pool(dc).owner.network if isinstance(n, vim.Network)
                     and not isinstance(n, vim.dvs.DistributedVirtualPortgroup)), None)
     folder = dc.vmFolder.CreateFolder(f"vsim-lifecycle-{uuid.uuid4().hex[:8]}")
     ns = type("Env", (), {})()
-    ns.si, ns.content, ns.dc, ns.ds, ns.pool, ns.folder, ns.network = si, content, dc, ds, compute.resourcePool, \
+    ns.si, ns.content, ns.dc, ns.ds, ns.pool, ns.folder, ns.network = si, content, dc, ds, resource_pool(dc), \
         folder, network
     yield ns
     for vm in _walk(folder):
@@ -71,9 +38,6 @@ def env(si):
             wait(vm.PowerOffVM_Task())
     wait(folder.Destroy_Task())
 
-
-def unique(prefix="vm"):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def basic_spec(env, name, **kw):

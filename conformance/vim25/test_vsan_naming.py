@@ -9,46 +9,24 @@ Black-box; VSPHERE_VSAN_DATASTORE names the vSAN datastore (default vsanDatastor
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
-DC = os.environ.get("VSPHERE_DATACENTER", "DC0")
-DS = os.environ.get("VSPHERE_DATASTORE", "LocalDS_0")
-VSAN = os.environ.get("VSPHERE_VSAN_DATASTORE", "vsanDatastore")
+from .helpers import DS, VSAN, call, datacenter, raises
+
 B = vim.host.DatastoreBrowser
 NS_UUID_PATH = r"/vmfs/volumes/vsan:[0-9a-f]{16}-[0-9a-f]{16}/([0-9a-f-]{36})"
 
-
-def wait(task):
-    """A task's result, or its fault raised (pyVim's WaitForTask reads TaskInfo, entity included)."""
-    WaitForTask(task)
-    return task.info.result
-
-
-def call(fn, *args, **kwargs):
-    result = fn(*args, **kwargs)
-    return wait(result) if isinstance(result, vim.Task) else result
-
-
-def raises(fault_cls, fn, *args, **kwargs):
-    with pytest.raises(vmodl.MethodFault) as info:
-        call(fn, *args, **kwargs)
-    assert type(info.value) is fault_cls, f"{type(info.value).__name__}: {info.value.msg}"
-    assert "types." not in (info.value.msg or "") and "/tmp/" not in (info.value.msg or "")
-    return info.value
 
 
 @pytest.fixture(scope="module")
 def inv(vsphere, si):
     content = si.RetrieveContent()
-    dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-    dc = next((d for d in dcs if d.name == DC), dcs[0])
+    dc = datacenter(si)
     stores = {d.name: d for d in dc.datastore}
     if VSAN not in stores:
         pytest.skip(f"no vSAN datastore {VSAN} in {dc.name}")
