@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(VENV)/bin/vic-ref up --workdir work/run
+	$(VENV)/bin/vic-ref up --workdir work/run --export
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

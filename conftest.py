@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# docker-side fixtures: vch, docker_cli, docker_client (and the image suites' registry fixtures)
+pytest_plugins = ["vic_ref.testing.fixtures"]
+
 
 @dataclass
 class VsphereTarget:
