@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pyVmomi import vim, vmodl
 
-from .datastore_fs import DatastorePath, clean_path
+from .datastore_paths import DatastorePath, clean_path
 from .sessions import COOKIE_NAME
 
 log = logging.getLogger("vsphere_sim.datastore_http")
@@ -204,12 +204,7 @@ def _body_chunks(handler):
                 while handler.rfile.readline(MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            while size:
-                data = handler.rfile.read(min(size, CHUNK))
-                if not data:
-                    raise ConnectionError("request body ended early")
-                size -= len(data)
-                yield data
+            yield from _read_counted(handler.rfile, size)
             handler.rfile.readline(MAX_CHUNK_LINE)
     else:
         try:
@@ -218,12 +213,17 @@ def _body_chunks(handler):
             raise _HttpError(400, "Malformed Content-Length") from None
         if remaining < 0:
             raise _HttpError(400, "Malformed Content-Length")
-        while remaining:
-            data = handler.rfile.read(min(remaining, CHUNK))
-            if not data:
-                raise ConnectionError("request body ended early")
-            remaining -= len(data)
-            yield data
+        yield from _read_counted(handler.rfile, remaining)
+
+
+def _read_counted(rfile, size: int):
+    """`size` bytes of the body, in pieces of at most CHUNK; ConnectionError when the client sends fewer."""
+    while size:
+        data = rfile.read(min(size, CHUNK))
+        if not data:
+            raise ConnectionError("request body ended early")
+        size -= len(data)
+        yield data
 
 
 def _send_file(handler, handle, size: int, mtime: float):

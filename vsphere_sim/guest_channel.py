@@ -3,7 +3,7 @@
 A guest program (the VCH appliance, the tether) runs as a child process of the sim when its VM powers on; this is its
 only way to its VM, the way VMware Tools' RPC is on a real ESX: read and write guestinfo keys, take guest operations
 (StartProgramInGuest and friends), find its disks and serial ports, power its VM off. It needs nothing but the standard
-library (no pyVmomi; guests are plain programs). The wire protocol is described in `vsphere_sim/guests.py`.
+library (no pyVmomi; guests are plain programs). The wire protocol is described in `vsphere_sim/guest_transport.py`.
 
     from vsphere_sim.guest_channel import GuestChannel
 
@@ -38,21 +38,18 @@ import itertools
 import json
 import os
 import queue
-import select
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-ENV_CHANNEL = "VSPHERE_SIM_GUEST_CHANNEL"
-ENV_TOKEN = "VSPHERE_SIM_GUEST_TOKEN"
-ENV_DIR = "VSPHERE_SIM_GUEST_DIR"
-PROTOCOL = 1
+from .guest_wire import ENV_CHANNEL, ENV_DIR, ENV_TOKEN, PROTOCOL, close_socket, encode, read_lines
+
 DEFAULT_TIMEOUT = 30.0
 
 __all__ = ["GuestChannel", "AsyncGuestChannel", "Operation", "GuestChannelError", "ChannelClosed", "ReadOnlyKey",
-           "in_guest"]
+           "in_guest", "ENV_CHANNEL", "ENV_TOKEN", "ENV_DIR"]
 
 
 class GuestChannelError(Exception):
@@ -341,7 +338,7 @@ class GuestChannel:
         slot = [threading.Event(), None]
         with self._lock:
             self._waiting[request_id] = slot
-        data = (json.dumps({"id": request_id, "op": op, **fields}, separators=(",", ":")) + "\n").encode("utf-8")
+        data = encode({"id": request_id, "op": op, **fields})
         try:
             with self._send_lock:
                 self.sock.sendall(data)
@@ -366,22 +363,7 @@ class GuestChannel:
         return reply.get("result") or {}
 
     def _read_loop(self):
-        buffer = b""
-        try:
-            while not self.closed:
-                readable, _, _ = select.select([self.sock], [], [], 0.5)
-                if not readable:
-                    continue
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        self._on_message(json.loads(line))
-        except (OSError, ValueError):
-            pass
+        read_lines(self.sock, lambda line: self._on_message(json.loads(line)), lambda: self.closed)
         self._shutdown()
 
     def _on_message(self, msg: dict):
@@ -433,14 +415,7 @@ class GuestChannel:
         for slot in waiting:
             slot[0].set()
         self._ops.put(None)
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        close_socket(self.sock)
         self._powered_off()
 
 

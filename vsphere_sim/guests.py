@@ -1,4 +1,4 @@
-"""Guest programs of powered-on VMs, and the guest channel they reach their VM through.
+"""Guest programs of powered-on VMs: booting, stopping, and answering their requests on the guest channel.
 
 Booting
 -------
@@ -12,10 +12,11 @@ manifest::
                            "env": {"NAME": "value"},            # optional, added to the program's environment
                            "pythonpath": ["/extra/import/dir"]}}  # optional, prepended to PYTHONPATH
 
-Anything else in the CD-ROM (a real ISO, a missing file, no CD-ROM) boots no guest: the VM is powered on, its
-`guest.guestState` stays `notRunning` and guest operations fail with `GuestOperationsUnavailable`, as for a VM whose
-OS never starts VMware Tools. The manifest runs code on the sim's host: only use a sim where you trust whoever can
-upload to its datastores.
+(at most 64 KiB; `guest_vm.make_manifest` writes one, `guest_vm.parse_manifest` reads one). Anything else in the
+CD-ROM (a real ISO, a missing file, no CD-ROM) boots no guest: the VM is powered on, its `guest.guestState` stays
+`notRunning` and guest operations fail with `GuestOperationsUnavailable`, as for a VM whose OS never starts VMware
+Tools. The manifest runs code on the sim's host: only use a sim where you trust whoever can upload to its
+datastores.
 
 The program runs as a child process of the sim (`sys.executable -m module args`) in its own session (process group),
 with its working directory `<workdir>/guests/<vm moid>/` (scratch space the guest owns; kept across boots) and these
@@ -39,137 +40,57 @@ When the program exits on its own, the VM powers off (`vm.guest_power_off()`), a
 `resume_powered_on()` boots a fresh guest for every VM that was powered on when the sim stopped; `stop_all()` stops
 every guest without touching the VMs (the sim is closing or resetting).
 
-The guest channel protocol (version 1)
---------------------------------------
-One Unix stream socket per sim; a guest may open several connections. Each message is one JSON object on one line
-(UTF-8, `\\n`-terminated). The guest sends requests `{"id": N, "op": NAME, ...}`; the sim answers each with
-`{"id": N, "ok": true, "result": {...}}` or `{"id": N, "ok": false, "error": CODE, "message": TEXT}`. The sim also
-sends events `{"event": NAME, ...}` at any time. The first request on a connection must be `hello`.
+The guest channel
+-----------------
+The protocol (requests, events, error codes, guestinfo scopes) is described in `guest_transport.py`, which holds the
+socket side; `GuestSupervisor.handle` answers the requests (`_op_<name>`); what a request describes of the VM (disks,
+serial ports, guestinfo, the `guest` properties) is in `guest_vm.py`. The guest's own end is `guest_channel.py`.
 
-Requests:
-  hello {token, protocol: 1}    -> {vm, name, uuid, instance_uuid, version}       (error `invalid_token`)
-  get {key}                     -> {value: str | null}     null: missing, or hidden from the guest
-  items {prefix}                -> {items: {key: value}}   every guest-visible key starting with prefix
-  set {values: {k: v}, strict}  -> {written: [...], skipped: [...]}; strict: refuse all (`read_only`) if any key
-                                   is not writable, else write the writable ones and name the rest in `skipped`
-  disks                         -> {disks: [...]}          see `describe_disks`
-  serial_ports                  -> {ports: [...]}          see `describe_serial_ports`
-  accept_logins {logins: [{username, password|null}]}      the guest credentials guest operations must present
-                                   (password null: any password; username "*": any user); replaces the list
-  report {ip_address, host_name, full_name}                shown in the VM's `guest` properties
-  subscribe                     -> {}   this connection takes guest operations (`guestOperationsReady` = true)
-  op_reply {operation, status, pid?, exit_code?, fault?, message?, env?}   operation: the operation's id
-                                   status: started | exited | rejected | done | environment
-  process_exited {pid, exit_code}         a process started by a guest operation ended
-  power_off                     -> {}   the guest halts: the VM powers off
-  ping                          -> {}
-
-Events:
-  operation {operation: {id, kind, ...}}   kind `start`: program, arguments, working_directory, env, user;
-                                           kind `terminate`: pid, user; kind `environment`: names, user.
-                                           Answer with `op_reply` within `op_timeout` seconds.
-  power_off {}                             the VM was powered off; the connection closes after it.
-
-Guestinfo scopes, as VMware Tools enforces them: the guest sees only keys starting with `guestinfo.` (others, such as
-VIC's hidden `common/name`, are invisible and unwritable), and it can't write a `guestinfo.` key containing `/` (VIC's
-read-only scope, `guestinfo.vice./common/id`); read-write keys (`guestinfo.vice..sessions|x.status`) it can.
-
-Locking: VM state is touched only under `sim.lock`. `self._lock` guards the supervisor's own tables and is never held
-while taking `sim.lock`. A guest operation waits for the guest's answer on a Condition of `sim.lock`, which releases
-the sim lock while waiting, so the guest's own requests are served meanwhile; every wait has a timeout.
+Locking: VM state is touched only under `sim.lock`: every guest request is served under it (on its connection's
+thread). `self._lock` guards the supervisor's own tables and is never held while taking `sim.lock`. A guest operation
+waits for the guest's answer on a Condition of `sim.lock`, which releases the sim lock while waiting, so the guest's
+own requests are served meanwhile; every wait has a timeout.
 """
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
-import queue
 import secrets
-import select
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pyVmomi import vim
 
+from .guest_transport import NO_REPLY, ChannelServer, Connection, GuestChannelRefused
+from .guest_vm import (
+    GUESTINFO_PREFIX,
+    MAX_MANIFEST_BYTES,
+    GuestManifest,
+    describe_disks,
+    describe_serial_ports,
+    extra_config_items,
+    guest_visible,
+    guest_writable,
+    iso_paths,
+    parse_manifest,
+    set_guest_state,
+    update_extra_config,
+)
+from .guest_vm import make_manifest as make_manifest  # the content of a guest's ISO, for tests and installers
+from .guest_wire import ENV_CHANNEL, ENV_DIR, ENV_TOKEN, PROTOCOL
+
 log = logging.getLogger("vsphere_sim.guests")
 
-PROTOCOL = 1
-MANIFEST_KEY = "vsphere_sim_guest"
-MAX_MANIFEST_BYTES = 64 * 1024
-ENV_CHANNEL = "VSPHERE_SIM_GUEST_CHANNEL"
-ENV_TOKEN = "VSPHERE_SIM_GUEST_TOKEN"
-ENV_DIR = "VSPHERE_SIM_GUEST_DIR"
-GUESTINFO_PREFIX = "guestinfo."
-MAX_LINE = 16 * 1024 * 1024
 # Exited processes started by guest operations stay listed this long (vSphere: 5 minutes), at most this many.
 PROCESS_RETENTION = 300.0
 MAX_PROCESSES = 256
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-# -- guestinfo scopes ---------------------------------------------------------------------------------------------
-def guest_visible(key: str) -> bool:
-    return key.startswith(GUESTINFO_PREFIX)
-
-
-def guest_writable(key: str) -> bool:
-    return key.startswith(GUESTINFO_PREFIX) and "/" not in key
-
-
-# -- the ISO manifest -----------------------------------------------------------------------------------------------
-@dataclass
-class GuestManifest:
-    module: str
-    args: list[str] = field(default_factory=list)
-    version: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    pythonpath: list[str] = field(default_factory=list)
-
-
-def parse_manifest(data: bytes) -> GuestManifest | None:
-    """The guest an ISO file names, or None when it is not a sim guest manifest."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        return None
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    spec = doc.get(MANIFEST_KEY) if isinstance(doc, dict) else None
-    if not isinstance(spec, dict):
-        return None
-    module, args = spec.get("module"), spec.get("args", [])
-    env, pythonpath = spec.get("env", {}), spec.get("pythonpath", [])
-    if not isinstance(module, str) or not module or not all(p.isidentifier() for p in module.split(".")):
-        return None
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        return None
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        return None
-    if not isinstance(pythonpath, list) or not all(isinstance(p, str) for p in pythonpath):
-        return None
-    return GuestManifest(module, list(args), str(spec.get("version", "")), dict(env), list(pythonpath))
-
-
-def make_manifest(module: str, args: list[str] | None = None, version: str = "", env: dict | None = None,
-                  pythonpath: list[str] | None = None) -> bytes:
-    """The content of an ISO that boots `python -m module args` (for tests and installers)."""
-    spec: dict[str, Any] = {"module": module, "args": list(args or [])}
-    if version:
-        spec["version"] = version
-    if env:
-        spec["env"] = dict(env)
-    if pythonpath:
-        spec["pythonpath"] = list(pythonpath)
-    return (json.dumps({MANIFEST_KEY: spec}, indent=1) + "\n").encode("utf-8")
 
 
 # -- per-boot state -------------------------------------------------------------------------------------------------
@@ -206,8 +127,8 @@ class GuestInstance:
         self.log_path: Path | None = None
         self.stopped = False  # revoked: powered off, or the program exited
         self.exited = threading.Event()
-        self.connections: set[_Connection] = set()
-        self.ops_connection: _Connection | None = None
+        self.connections: set[Connection] = set()
+        self.ops_connection: Connection | None = None
         self.logins: list[dict] = []
         self.tickets: dict[str, str] = {}  # AcquireCredentialsInGuest ticket -> username
         self.processes: dict[int, GuestProcess] = {}
@@ -288,14 +209,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class GuestChannelRefused(Exception):
-    """A guest request refused with a protocol error code."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 # -- the supervisor -------------------------------------------------------------------------------------------------
 class GuestSupervisor:
     # seconds a guest gets between SIGTERM and SIGKILL when its VM powers off
@@ -309,7 +222,7 @@ class GuestSupervisor:
         self._tokens: dict[str, GuestInstance] = {}
         self._stopping: dict[str, GuestInstance] = {}  # vm moid -> a revoked boot whose program still runs
         self._lock = threading.Lock()
-        self._server: _ChannelServer | None = None
+        self._server: ChannelServer | None = None
         self._replies = threading.Condition(sim.lock)  # waits release sim.lock
 
     # -- public API for the VM's power methods --------------------------------------------------------------------
@@ -482,10 +395,10 @@ class GuestSupervisor:
         fallback.parent.mkdir(parents=True, exist_ok=True)
         return fallback
 
-    def _ensure_server(self) -> _ChannelServer:
+    def _ensure_server(self) -> ChannelServer:
         with self._lock:
             if self._server is None:
-                self._server = _ChannelServer(self)
+                self._server = ChannelServer(self.sim.workdir, self)
             return self._server
 
     # -- stopping ---------------------------------------------------------------------------------------------------
@@ -558,7 +471,7 @@ class GuestSupervisor:
                 self.sim.flush_state()
 
     # -- requests from guests -------------------------------------------------------------------------------------
-    def _hello(self, connection: _Connection, msg: dict) -> dict:
+    def _hello(self, connection: Connection, msg: dict) -> dict:
         token = msg.get("token")
         with self._lock:
             instance = self._tokens.get(token) if isinstance(token, str) else None
@@ -584,7 +497,7 @@ class GuestSupervisor:
             raise GuestChannelRefused("powered_off", "the VM is powered off")
         return vm
 
-    def handle(self, connection: _Connection, msg: dict) -> dict:
+    def handle(self, connection: Connection, msg: dict) -> dict:
         """Answer one guest request (called on the connection's thread)."""
         op = msg.get("op")
         if op == "hello":
@@ -706,9 +619,9 @@ class GuestSupervisor:
         runtime = vm.props.get("runtime")
         if runtime is not None and runtime.powerState == "poweredOn":
             _guest_power_off(self.sim, vm)
-        return _NO_REPLY
+        return NO_REPLY
 
-    def connection_closed(self, connection: _Connection):
+    def connection_closed(self, connection: Connection):
         instance = connection.instance
         if instance is None:
             return
@@ -724,9 +637,6 @@ class GuestSupervisor:
             if vm is not None and not instance.stopped:
                 self._refresh(instance, vm)
                 self.sim.flush_state()
-
-
-_NO_REPLY = object()
 
 
 def _str_arg(msg: dict, name: str) -> str:
@@ -758,368 +668,3 @@ def _guest_power_off(sim, vm):
         vm.guest_power_off()
     else:  # until the VM has its guest-initiated power off: a plain one
         sim.wait_task(sim.call(vm.ref, "PowerOffVM_Task"))
-
-
-# -- the VM's side: properties, extraConfig, devices ----------------------------------------------------------------
-def iso_paths(vm) -> list[str]:
-    if hasattr(vm, "iso_paths"):
-        return list(vm.iso_paths())
-    paths = []
-    for device in _devices(vm):
-        if isinstance(device, vim.vm.device.VirtualCdrom) and \
-                isinstance(device.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo) and device.backing.fileName:
-            paths.append(device.backing.fileName)
-    return paths
-
-
-def _devices(vm) -> list:
-    config = vm.props.get("config")
-    hardware = getattr(config, "hardware", None)
-    return list(getattr(hardware, "device", None) or [])
-
-
-def extra_config_items(vm) -> dict[str, str]:
-    if hasattr(vm, "extra_config_items"):
-        return dict(vm.extra_config_items())
-    config = vm.props.get("config")
-    return {o.key: "" if o.value is None else str(o.value) for o in (getattr(config, "extraConfig", None) or [])}
-
-
-def update_extra_config(vm, values: dict[str, str]):
-    if hasattr(vm, "update_extra_config"):
-        vm.update_extra_config(values)
-        return
-    # Fallback for a VM without the helper: as ReconfigVM_Task does it (an empty value removes the key).
-    config = vm.props["config"]
-    current = {o.key: o for o in (config.extraConfig or [])}
-    for key, value in values.items():
-        if value == "":
-            current.pop(key, None)
-        else:
-            current[key] = vim.option.OptionValue(key=key, value=value)
-    config.extraConfig = list(current.values())
-    vm.touch("config")
-
-
-def set_guest_state(vm, running: bool, operations_ready: bool = False, report: dict | None = None):
-    """Reflect the guest agent's state in the VM's `guest` (and `summary.guest`) properties, as Tools does."""
-    report = report or {}
-    guest = vm.props.get("guest")
-    if guest is None:
-        guest = vim.vm.GuestInfo()
-        vm.props["guest"] = guest
-    state = {
-        "guestState": "running" if running else "notRunning",
-        "toolsRunningStatus": "guestToolsRunning" if running else "guestToolsNotRunning",
-        "toolsStatus": "toolsOk" if running else "toolsNotRunning",
-        "guestOperationsReady": bool(running and operations_ready),
-        "interactiveGuestOperationsReady": False,
-        "ipAddress": report.get("ip_address") if running else None,
-        "hostName": report.get("host_name") if running else None,
-    }
-    if running:
-        state["toolsVersionStatus2"] = "guestToolsUnmanaged"
-        state["toolsVersionStatus"] = "guestToolsUnmanaged"
-        if report.get("full_name"):
-            state["guestFullName"] = report["full_name"]
-    changed = False
-    for name, value in state.items():
-        if getattr(guest, name, None) != value:
-            setattr(guest, name, value)
-            changed = True
-    if changed:
-        vm.touch("guest")
-    summary = vm.props.get("summary")
-    summary_guest = getattr(summary, "guest", None)
-    if summary_guest is not None:
-        fields = {"toolsStatus": state["toolsStatus"], "toolsRunningStatus": state["toolsRunningStatus"],
-                  "ipAddress": state["ipAddress"], "hostName": state["hostName"]}
-        if running:
-            fields["toolsVersionStatus2"] = "guestToolsUnmanaged"
-        if any(getattr(summary_guest, k, None) != v for k, v in fields.items()):
-            for name, value in fields.items():
-                setattr(summary_guest, name, value)
-            vm.touch("summary")
-
-
-def describe_disks(sim, vm) -> list[dict]:
-    """The VM's disks as the guest sees them (JSON-able).
-
-    Each: key, unit_number, controller_key, device_label (the device's label), file ("[ds] x.vmdk"), disk_mode,
-    capacity_kb, uuid, formatted ("ext4" for a disk whose data is an ext4 image, else None: a directory tree),
-    label (the ext4 filesystem label, what /dev/disk/by-label shows; None for a directory tree), and chain: the
-    disk's layers base first, each {file, data (real path), formatted}; the last layer is the disk itself, and a
-    guest stacks the chain's directories as an overlay (lower = base) to see the disk's filesystem.
-    """
-    raw = vm.disks() if hasattr(vm, "disks") else \
-        [d for d in _devices(vm) if isinstance(d, vim.vm.device.VirtualDisk)]
-    out = []
-    for disk in raw:
-        if isinstance(disk, dict):
-            out.append(_jsonable(disk))
-            continue
-        backing = disk.backing
-        file_name = getattr(backing, "fileName", None)
-        chain = _disk_chain(sim, file_name)
-        top = chain[-1] if chain else {}
-        out.append({
-            "key": disk.key, "unit_number": disk.unitNumber, "controller_key": disk.controllerKey,
-            "device_label": disk.deviceInfo.label if disk.deviceInfo else None,
-            "file": file_name, "disk_mode": getattr(backing, "diskMode", None),
-            "capacity_kb": disk.capacityInKB, "uuid": getattr(backing, "uuid", None),
-            "formatted": top.get("formatted"),
-            "label": ext4_label(top["data"]) if top.get("formatted") == "ext4" and top.get("data") else None,
-            "chain": chain,
-        })
-    return out
-
-
-def _disk_chain(sim, file_name: str | None) -> list[dict]:
-    layers: list[dict] = []
-    disk_info = getattr(sim.datastores, "disk_info", None)
-    if not file_name or disk_info is None:
-        return layers
-    try:
-        info = disk_info(file_name)
-        while True:
-            layers.append({"file": str(info.path), "data": str(info.data_path), "formatted": info.formatted})
-            if info.parent is None or len(layers) > 255:
-                break
-            info = disk_info(info.parent)
-    except Exception as err:  # a missing or broken disk: the guest sees what could be read
-        log.debug("%s: cannot read the chain of %s: %s", sim, file_name, err)
-    layers.reverse()
-    return layers
-
-
-def ext4_label(path: str | Path) -> str | None:
-    """The volume label in an ext4 image's superblock (what blkid reports), or None."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(1024)
-            block = f.read(0x88)
-    except OSError:
-        return None
-    if len(block) < 0x88 or block[0x38:0x3A] != b"\x53\xef":
-        return None
-    label = block[0x78:0x88].split(b"\0", 1)[0]
-    return label.decode("utf-8", "replace") or None
-
-
-def describe_serial_ports(sim, vm) -> list[dict]:
-    """The VM's serial ports: key, label, connected, kind (file | uri | pipe | device), and file (real path) or
-    uri/proxy_uri/direction or pipe/device name."""
-    out = []
-    for device in _devices(vm):
-        if not isinstance(device, vim.vm.device.VirtualSerialPort):
-            continue
-        backing = device.backing
-        connectable = device.connectable
-        info: dict[str, Any] = {"key": device.key, "label": device.deviceInfo.label if device.deviceInfo else None,
-                                "connected": bool(connectable and connectable.connected),
-                                "start_connected": bool(connectable and connectable.startConnected)}
-        if isinstance(backing, vim.vm.device.VirtualSerialPort.FileBackingInfo):
-            info.update(kind="file", file=backing.fileName, path=None)
-            try:
-                info["path"] = str(sim.datastores.local(sim.datastores.parse(backing.fileName)))
-            except Exception:
-                pass
-        elif isinstance(backing, vim.vm.device.VirtualSerialPort.URIBackingInfo):
-            info.update(kind="uri", uri=backing.serviceURI, proxy_uri=backing.proxyURI, direction=backing.direction)
-        elif isinstance(backing, vim.vm.device.VirtualSerialPort.PipeBackingInfo):
-            info.update(kind="pipe", pipe=backing.pipeName, endpoint=backing.endpoint)
-        elif isinstance(backing, vim.vm.device.VirtualSerialPort.DeviceBackingInfo):
-            info.update(kind="device", device=backing.deviceName)
-        else:
-            info.update(kind=type(backing).__name__ if backing is not None else None)
-        out.append(info)
-    return out
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
-# -- the channel's socket side --------------------------------------------------------------------------------------
-class _ChannelServer:
-    """The Unix socket guests connect to; one thread accepting, two per connection (reader, writer)."""
-
-    def __init__(self, supervisor: GuestSupervisor):
-        self.supervisor = supervisor
-        self._tmpdir = None
-        path = supervisor.sim.workdir / "guest-channel.sock"
-        if len(str(path)) > 100:  # sun_path is 108 bytes
-            self._tmpdir = tempfile.mkdtemp(prefix="vsim-")
-            path = Path(self._tmpdir) / "guest-channel.sock"
-        self.path = str(path)
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        os.chmod(self.path, 0o600)
-        self.sock.listen(128)
-        self.sock.settimeout(0.5)
-        self.closed = False
-        self.connections: set[_Connection] = set()
-        self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._accept_loop, name="guest-channel", daemon=True)
-        self.thread.start()
-
-    def _accept_loop(self):
-        while not self.closed:
-            try:
-                sock, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self.closed:
-                    return
-                time.sleep(0.05)
-                continue
-            connection = _Connection(self, sock)
-            with self._lock:
-                self.connections.add(connection)
-            connection.start()
-
-    def forget(self, connection: _Connection):
-        with self._lock:
-            self.connections.discard(connection)
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self._lock:
-            connections = list(self.connections)
-        for connection in connections:
-            connection.close()
-        self.thread.join(2.0)
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-        if self._tmpdir:
-            try:
-                os.rmdir(self._tmpdir)
-            except OSError:
-                pass
-
-
-_CLOSE = object()
-
-
-class _Connection:
-    def __init__(self, server: _ChannelServer, sock: socket.socket):
-        self.server = server
-        self.supervisor = server.supervisor
-        self.sock = sock
-        self.sock.settimeout(30.0)  # bounds a send to a guest that stopped reading
-        self.instance: GuestInstance | None = None
-        self.closed = False
-        self._out: queue.Queue = queue.Queue()
-        self._close_lock = threading.Lock()
-
-    def start(self):
-        threading.Thread(target=self._read_loop, name="guest-conn-r", daemon=True).start()
-        threading.Thread(target=self._write_loop, name="guest-conn-w", daemon=True).start()
-
-    # -- sending (never blocks the caller) ------------------------------------------------------------------------
-    def send(self, message: dict):
-        if not self.closed:
-            self._out.put(message)
-
-    def reply(self, request_id, result: dict):
-        self.send({"id": request_id, "ok": True, "result": result})
-
-    def close_after_send(self):
-        self._out.put(_CLOSE)
-
-    def _write_loop(self):
-        while True:
-            message = self._out.get()
-            if message is _CLOSE or self.closed:
-                break
-            try:
-                self.sock.sendall((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
-            except OSError:
-                break
-        self.close()
-
-    # -- receiving ----------------------------------------------------------------------------------------------
-    def _read_loop(self):
-        buffer = b""
-        try:
-            while not self.closed:
-                readable, _, _ = select.select([self.sock], [], [], 0.5)
-                if not readable:
-                    continue
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        self._dispatch(line)
-                if len(buffer) > MAX_LINE:
-                    log.warning("guest channel: line over %d bytes; closing the connection", MAX_LINE)
-                    break
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.close()
-
-    def _dispatch(self, line: bytes):
-        try:
-            msg = json.loads(line)
-            if not isinstance(msg, dict):
-                raise ValueError("not an object")
-        except ValueError as err:
-            self.send({"id": None, "ok": False, "error": "bad_request", "message": f"bad JSON: {err}"})
-            return
-        request_id = msg.get("id")
-        try:
-            result = self.supervisor.handle(self, msg)
-        except GuestChannelRefused as err:
-            self.send({"id": request_id, "ok": False, "error": err.code, "message": str(err)})
-            if err.code == "invalid_token":
-                self.close_after_send()
-            return
-        except Exception as err:  # a sim bug: answer, log, keep serving
-            log.exception("guest channel: %s failed", msg.get("op"))
-            self.send({"id": request_id, "ok": False, "error": "internal", "message": f"{type(err).__name__}: {err}"})
-            return
-        if result is not _NO_REPLY:
-            self.reply(request_id, result)
-
-    def close(self):
-        with self._close_lock:
-            if self.closed:
-                return
-            self.closed = True
-        self._out.put(_CLOSE)
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        self.server.forget(self)
-        try:
-            self.supervisor.connection_closed(self)
-        except Exception:
-            log.exception("guest channel: closing a connection failed")

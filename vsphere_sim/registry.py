@@ -1,12 +1,13 @@
 """Managed objects by moref, and the change log that property filters and the state store read.
 
 Every change goes through `changed()`: it bumps the global version, stamps the properties with it and wakes waiters.
+Objects are also indexed by their vim type, so `of_type(vim.Datastore)` never walks the (up to thousands of) tasks.
 """
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pyVmomi import vmodl
@@ -27,6 +28,12 @@ class Registry:
         self._counters: dict[str, itertools.count] = {}
         self.dirty: set[str] = set()
         self.deleted: set[str] = set()
+        # the moref class of each object -> its objects by moid, in the order they were added
+        self._by_type: dict[type, dict[str, ManagedObjectImpl]] = {}
+        self._added: dict[str, int] = {}  # moid -> when it was added, to merge several types in `objects` order
+        self._add_count = itertools.count()
+        # called with each object removed (the simulator drops what other parts keep about a destroyed entity)
+        self.on_remove: list[Callable[[ManagedObjectImpl], None]] = []
 
     def next_id(self, prefix: str) -> str:
         """vCenter-style moref ids: `vm-42`, `task-7`; one counter per prefix, never reused."""
@@ -48,6 +55,8 @@ class Registry:
         if obj.moid in self.objects:
             raise ValueError(f"duplicate moref {obj.moid}")
         self.objects[obj.moid] = obj
+        self._by_type.setdefault(type(obj.ref), {})[obj.moid] = obj
+        self._added[obj.moid] = next(self._add_count)
         self.removed.pop(obj.moid, None)
         self.version += 1
         self.structure_version = self.version
@@ -62,6 +71,10 @@ class Registry:
     def remove(self, obj: ManagedObjectImpl) -> None:
         if self.objects.pop(obj.moid, None) is None:
             return
+        bucket = self._by_type.get(type(obj.ref))
+        if bucket is not None:
+            bucket.pop(obj.moid, None)
+        self._added.pop(obj.moid, None)
         self.version += 1
         self.structure_version = self.version
         self.removed[obj.moid] = self.version
@@ -69,6 +82,8 @@ class Registry:
             self.deleted.add(obj.moid)
             self.dirty.discard(obj.moid)
         self.changes.notify_all()
+        for hook in self.on_remove:
+            hook(obj)
 
     def changed(self, obj: ManagedObjectImpl, names: Iterable[str]) -> None:
         self.version += 1
@@ -94,8 +109,13 @@ class Registry:
     def find(self, moid: str):
         return self.objects.get(moid)
 
-    def of_type(self, vim_type: type):
-        return [o for o in self.objects.values() if isinstance(o.ref, vim_type)]
+    def of_type(self, vim_type: type) -> list:
+        """The objects whose moref is a `vim_type` (subtypes too), in the order they were added."""
+        buckets = [bucket for cls, bucket in self._by_type.items() if bucket and issubclass(cls, vim_type)]
+        if len(buckets) == 1:
+            return list(buckets[0].values())
+        added = self._added
+        return sorted(itertools.chain.from_iterable(b.values() for b in buckets), key=lambda o: added[o.moid])
 
 
 def _describe(ref) -> str:

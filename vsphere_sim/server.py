@@ -105,54 +105,42 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routing ------------------------------------------------------------------------------------------------
     def do_POST(self):
-        path = urlsplit(self.path).path
-        if path.rstrip("/") == "/sdk":
-            body = self._read_body()
-            if body is None:
-                return
-            result = self.sim.dispatcher.handle(body, self.headers.get("SOAPAction"), self.headers.get("Cookie"))
-            headers = {"Set-Cookie": result.set_cookie} if result.set_cookie else None
-            self._send(result.status, result.body, headers=headers)
-        elif path.startswith("/_sim/"):
-            self._control("POST")
-        else:
-            self._send(404, b"not found\n", "text/plain")
+        self._route("POST")
 
     def do_GET(self):
-        path = urlsplit(self.path).path
-        if path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
-            self._send(200, VERSIONS_XML)
-        elif path.startswith("/folder"):
-            self._folder("GET")
-        elif path.startswith("/_sim/"):
-            self._control("GET")
-        else:
-            self._send(404, b"not found\n", "text/plain")
+        self._route("GET")
 
     def do_HEAD(self):
-        path = urlsplit(self.path).path
-        if path.startswith("/folder"):
-            self._folder("HEAD")
-        else:
-            self.do_GET()
+        self._route("HEAD")
 
     def do_PUT(self):
+        self._route("PUT")
+
+    def do_DELETE(self):
+        self._route("DELETE")
+
+    def _route(self, method: str):
+        """POST /sdk: SOAP; GET /sdk/vimServiceVersions.xml; /folder: datastore files (GET, HEAD, PUT, DELETE);
+        /_sim/: the control API (HEAD answered as GET); anything else 404."""
         path = urlsplit(self.path).path
-        if path.startswith("/folder"):
-            self._folder("PUT")
+        if method == "POST" and path.rstrip("/") == "/sdk":
+            self._soap()
+        elif method in ("GET", "HEAD") and path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
+            self._send(200, VERSIONS_XML)
+        elif method != "POST" and path.startswith("/folder"):
+            self._folder(method)
         elif path.startswith("/_sim/"):
-            self._control("PUT")
+            self._control("GET" if method == "HEAD" else method)
         else:
             self._send(404, b"not found\n", "text/plain")
 
-    def do_DELETE(self):
-        path = urlsplit(self.path).path
-        if path.startswith("/folder"):
-            self._folder("DELETE")
-        elif path.startswith("/_sim/"):
-            self._control("DELETE")
-        else:
-            self._send(404, b"not found\n", "text/plain")
+    def _soap(self):
+        body = self._read_body()
+        if body is None:
+            return
+        result = self.sim.dispatcher.handle(body, self.headers.get("SOAPAction"), self.headers.get("Cookie"))
+        headers = {"Set-Cookie": result.set_cookie} if result.set_cookie else None
+        self._send(result.status, result.body, headers=headers)
 
     # -- /folder: datastore files -------------------------------------------------------------------------------
     def _folder(self, method: str):

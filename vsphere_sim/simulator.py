@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyVmomi import vim
 
@@ -11,6 +12,9 @@ from .dispatch import CallContext, Dispatcher
 from .registry import Registry
 from .sessions import Session, SessionTable
 from .tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from .objects.event_manager import EventManagerImpl
 
 log = logging.getLogger("vsphere_sim")
 
@@ -39,6 +43,10 @@ class Simulator:
         self.datastores = DatastoreFS(self, self.workdir / "datastores")
         from .guests import GuestSupervisor
         self.guests = GuestSupervisor(self)
+        # the EventManager, for posting events from inside the sim: `sim.events.post(event)` (set at every boot)
+        self.events: EventManagerImpl | None = None
+        # a destroyed entity leaves nothing behind in the managers that keep state about entities
+        self.registry.on_remove.append(self._entity_removed)
         self._internal_session = Session("internal", user=user, authenticated=True)
         with self.lock:
             self._boot(seed)
@@ -47,6 +55,7 @@ class Simulator:
     def _boot(self, seed: bool):
         from .objects import create_managers
         create_managers(self)
+        self.events = self.registry.get("EventManager")
         loaded = self.store.load(self) if self.store is not None else False
         if not loaded and seed:
             from .inventory import seed_default_inventory
@@ -101,6 +110,13 @@ class Simulator:
         with self.lock:
             for session in list(self.sessions._sessions.values()):
                 self.end_session(session)
+
+    def _entity_removed(self, obj) -> None:
+        if not isinstance(obj.ref, vim.ManagedEntity):
+            return
+        authorization = self.registry.find("AuthorizationManager")
+        if authorization is not None:
+            authorization.forget_entity(obj.moid)
 
     def flush_state(self):
         if self.store is not None:

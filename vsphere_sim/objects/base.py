@@ -130,3 +130,26 @@ class ManagedEntityImpl(ManagedObjectImpl):
             if isinstance(node.ref, vim.Datacenter):
                 return node
         return None
+
+
+# -- list properties of morefs --------------------------------------------------------------------------------------
+def ref_list_add(obj, prop: str, ref) -> None:
+    """Append a moref to a list property unless it is already there, and record the change."""
+    refs = obj.props.get(prop)
+    if refs is None:
+        obj.set(**{prop: [ref]})
+        return
+    if any(r._moId == ref._moId for r in refs):
+        return
+    refs.append(ref)
+    obj.touch(prop)
+
+
+def ref_list_remove(obj, prop: str, ref) -> None:
+    """Remove a moref from a list property (if there), and record the change."""
+    refs = obj.props.get(prop) or []
+    for i, r in enumerate(refs):
+        if r._moId == ref._moId:
+            del refs[i]
+            obj.touch(prop)
+            return

@@ -7,8 +7,8 @@ import uuid as uuid_mod
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from ..sessions import now
-from .base import ManagedEntityImpl, ManagedObjectImpl
-from .folder import InventoryEntity, check_unique_name, checked_entity_name, new_moid, ref_list_add, ref_list_remove
+from .base import ManagedEntityImpl, ManagedObjectImpl, ref_list_add, ref_list_remove
+from .folder import InventoryEntity, check_unique_name, checked_entity_name, new_moid
 
 ESX_VERSION = "8.0.3"
 ESX_BUILD = "24022510"

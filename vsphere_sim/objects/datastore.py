@@ -10,7 +10,7 @@ import secrets
 from pyVmomi import vim
 
 from ..sessions import now
-from .base import ManagedEntityImpl
+from .base import ManagedEntityImpl, ref_list_add, ref_list_remove
 
 MAX_FILE_SIZE = 62 * 1024 ** 4  # VMFS 6: 62 TB
 MAX_MEMORY_FILE_SIZE = 64 * 1024 ** 4
@@ -112,12 +112,7 @@ class DatastoreImpl(ManagedEntityImpl):
         self.touch("host")
         for owner in (host, host.parent):
             if owner is not None and "datastore" in owner.property_names():
-                refs = owner.props.get("datastore")
-                if refs is None:
-                    owner.set(datastore=[self.ref])
-                elif all(r._moId != self.moid for r in refs):
-                    refs.append(self.ref)
-                    owner.touch("datastore")
+                ref_list_add(owner, "datastore", self.ref)
 
     def unmount_from(self, host):
         """The host leaves: its mount goes, and this datastore leaves its (and its compute resource's) list."""
@@ -127,26 +122,13 @@ class DatastoreImpl(ManagedEntityImpl):
                 del mounts[i]
                 self.touch("host")
                 break
-        refs = host.props.get("datastore") or []
-        for i, ref in enumerate(refs):
-            if ref._moId == self.moid:
-                del refs[i]
-                host.touch("datastore")
-                break
+        ref_list_remove(host, "datastore", self.ref)
 
     def add_vm(self, vm):
-        refs = self.props["vm"]
-        if all(r._moId != vm.moid for r in refs):
-            refs.append(vm.ref)
-            self.touch("vm")
+        ref_list_add(self, "vm", vm.ref)
 
     def remove_vm(self, vm):
-        refs = self.props["vm"]
-        for i, ref in enumerate(refs):
-            if ref._moId == vm.moid:
-                del refs[i]
-                self.touch("vm")
-                return
+        ref_list_remove(self, "vm", vm.ref)
 
     # -- vim25 methods --------------------------------------------------------------------------------------------
     def RefreshDatastore(self, ctx):

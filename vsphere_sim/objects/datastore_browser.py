@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pyVmomi import vim
 
-from ..datastore_fs import DATA_SUFFIX, DatastorePath, file_not_found
+from ..datastore_paths import DatastorePath, file_not_found
+from ..vmdk import DATA_SUFFIX
 from .base import ManagedObjectImpl
 
 B = vim.host.DatastoreBrowser

@@ -109,7 +109,6 @@ class EventManagerImpl(ManagedObjectImpl):
         self._next_key = 0
         self._next_chain = 0
         self.init_props(description=_description(), latestEvent=None, maxCollector=MAX_COLLECTORS)
-        sim.events = self  # the internal API: sim.events.post(event)
 
     # -- internal API -------------------------------------------------------------------------------------------
     def post(self, event: vim.event.Event, user: str | None = None, stamp_time: bool = False) -> vim.event.Event:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
+from ..datastore_paths import file_not_found
 from .base import ManagedObjectImpl
 
 
@@ -37,18 +38,12 @@ class FileManagerImpl(ManagedObjectImpl):
                               self.sim.datastores.copy)
 
     def _transfer(self, ctx, source, source_dc, dest, dest_dc, force, op):
-        fs = self.sim.datastores
-        src, sds, entity = fs.resolve_call(source, source_dc)
-        if dest_dc is None:
-            dc = sds.datacenter()
-            dest_dc = dc.ref if dc is not None else None
-        dst, _, _ = fs.resolve_call(dest, dest_dc)
+        src, dst, entity = self.sim.datastores.resolve_transfer(source, source_dc, dest, dest_dc)
         return self.sim.tasks.start(ctx, self, lambda task: op(src, dst, bool(force)) and None, entity=entity)
 
     def QueryFileLockInfo(self, ctx, path, host=None):
         fs = self.sim.datastores
         dspath, _, _ = fs.resolve_call(path)
         if not fs.exists(dspath):
-            from ..datastore_fs import file_not_found
             raise file_not_found(dspath)
         return vim.FileManager.FileLockInfoResult(lockInfo=[])

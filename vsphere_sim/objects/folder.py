@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyVmomi import vim, vmodl
 
-from .base import ManagedEntityImpl
+from .base import ManagedEntityImpl, ref_list_remove
 
 # vCenter's limit on inventory names (VIC truncates its VM names to this).
 MAX_NAME_LENGTH = 80
@@ -88,27 +88,6 @@ def new_moid(sim, prefix: str) -> str:
     return registry.next_id(prefix)
 
 
-def ref_list_add(obj, prop: str, ref) -> None:
-    """Append a moref to a list property unless it is already there, and record the change."""
-    refs = obj.props.get(prop)
-    if refs is None:
-        obj.set(**{prop: [ref]})
-        return
-    if any(r._moId == ref._moId for r in refs):
-        return
-    refs.append(ref)
-    obj.touch(prop)
-
-
-def ref_list_remove(obj, prop: str, ref) -> None:
-    refs = obj.props.get(prop) or []
-    for i, r in enumerate(refs):
-        if r._moId == ref._moId:
-            del refs[i]
-            obj.touch(prop)
-            return
-
-
 class InventoryEntity:
     """Rename_Task and Destroy_Task as every inventory entity has them; subclasses say what destroying means."""
 
@@ -164,12 +143,7 @@ class FolderImpl(InventoryEntity, ManagedEntityImpl):
         self.touch("childEntity")
 
     def remove_child(self, child):
-        refs = self.props["childEntity"]
-        for i, ref in enumerate(refs):
-            if ref._moId == child.moid:
-                del refs[i]
-                self.touch("childEntity")
-                return
+        ref_list_remove(self, "childEntity", child.ref)
 
     def child_named(self, name):
         for child in container_children(self):

@@ -4,16 +4,16 @@ Every call checks, in vSphere's order: the VM is powered on (`InvalidPowerState`
 performed in the current state (Powered off)."); its guest agent runs, i.e. the guest program is connected to its
 channel (`GuestOperationsUnavailable`, "The guest operations agent could not be contacted."); the credentials are ones
 the guest declared with `accept_logins` (`InvalidGuestLogin`); then the operation. StartProgramInGuest,
-TerminateProcessInGuest and ReadEnvironmentVariableInGuest go to the guest as operations on its channel (see
-`vsphere_sim/guests.py`) and wait for its answer at most `sim.guests.op_timeout` seconds; the guest answers a start
-with a pid (the call's result) and later an exit code, which ListProcessesInGuest reports (exited processes stay
+TerminateProcessInGuest and ReadEnvironmentVariableInGuest go to the guest as operations on its channel (protocol in
+`vsphere_sim/guest_transport.py`) and wait for its answer at most `sim.guests.op_timeout` seconds; the guest answers a
+start with a pid (the call's result) and later an exit code, which ListProcessesInGuest reports (exited processes stay
 listed for 5 minutes, as on ESX).
 """
 from __future__ import annotations
 
 from pyVmomi import vim, vmodl
 
-from ..guests import GuestChannelRefused
+from ..guest_transport import GuestChannelRefused
 from .base import ManagedObjectImpl
 from .event_manager import entity_argument, post_event
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pyVmomi import vim
 
-from ..datastore_fs import DatastorePath, cannot_create, file_not_found, invalid_path
+from ..datastore_paths import DatastorePath, cannot_create, file_not_found, invalid_path
 from .base import ManagedObjectImpl
 
 NOT_SUPPORTED = "Datastore not supported for directory creation by DatastoreNamespaceManager"
@@ -47,7 +47,7 @@ class DatastoreNamespaceManagerImpl(ManagedObjectImpl):
         if not ds.is_vsan or dspath.is_root:
             raise invalid_path(namespaceUrl)
         base = fs.ds_dir(ds)
-        top = fs._namespace_target(base, dspath.parts[0])
+        top = fs.namespace_target(base, dspath.parts[0])
         if not (base / top).is_dir():
             raise file_not_found(namespaceUrl)
         rest = "/".join((top,) + dspath.parts[1:])

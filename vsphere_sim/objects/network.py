@@ -8,8 +8,8 @@ import uuid as uuid_mod
 from pyVmomi import vim
 
 from ..sessions import now
-from .base import ManagedEntityImpl, ManagedObjectImpl
-from .folder import InventoryEntity, check_unique_name, checked_entity_name, new_moid, ref_list_add, ref_list_remove
+from .base import ManagedEntityImpl, ManagedObjectImpl, ref_list_add, ref_list_remove
+from .folder import InventoryEntity, check_unique_name, checked_entity_name, new_moid
 
 DVS_VERSION = "8.0.3"
 
@@ -278,20 +278,12 @@ class DistributedVirtualSwitchImpl(InventoryEntity, ManagedEntityImpl):
 
     def ReconfigureDvs_Task(self, ctx, spec):
         def work(task):
-            config = self.props["config"]
-            if spec.configVersion and spec.configVersion != config.configVersion:
-                raise vim.fault.ConcurrentAccess(msg="Cannot complete operation due to concurrent modification by "
-                                                     "another operation.")
-            if spec.name and spec.name != self.name:
-                name = self.check_new_name(spec.name)
-                self.set(name=name)
-                self.on_renamed()
+            config = _begin_reconfigure(self, spec)
             for member in spec.host or []:
                 self._member(member)
             if spec.description is not None:
                 config.description = spec.description
-            config.configVersion = str(int(config.configVersion) + 1)
-            self.touch("config")
+            _end_reconfigure(self, config)
         return self.sim.tasks.start(ctx, self, work)
 
     def CreateDVPortgroup_Task(self, ctx, spec):
@@ -427,19 +419,31 @@ class DistributedVirtualPortgroupImpl(InventoryEntity, ManagedEntityImpl):
 
     def ReconfigureDVPortgroup_Task(self, ctx, spec):
         def work(task):
-            config = self.props["config"]
-            if spec.configVersion and spec.configVersion != config.configVersion:
-                raise vim.fault.ConcurrentAccess(msg="Cannot complete operation due to concurrent modification by "
-                                                     "another operation.")
-            if spec.name and spec.name != self.name:
-                self.set(name=self.check_new_name(spec.name))
-                self.on_renamed()
+            config = _begin_reconfigure(self, spec)
             if spec.numPorts is not None and spec.numPorts > config.numPorts:
                 self._add_ports(spec.numPorts - config.numPorts)
                 config.numPorts = spec.numPorts
-            config.configVersion = str(int(config.configVersion or "0") + 1)
-            self.touch("config")
+            _end_reconfigure(self, config)
         return self.sim.tasks.start(ctx, self, work)
+
+
+def _begin_reconfigure(entity, spec):
+    """What ReconfigureDvs_Task and ReconfigureDVPortgroup_Task do first: a stale `configVersion` (the caller read
+    the config before another change) is ConcurrentAccess; a new name is checked and applied. Returns the config."""
+    config = entity.props["config"]
+    if spec.configVersion and spec.configVersion != config.configVersion:
+        raise vim.fault.ConcurrentAccess(msg="Cannot complete operation due to concurrent modification by "
+                                             "another operation.")
+    if spec.name and spec.name != entity.name:
+        entity.set(name=entity.check_new_name(spec.name))
+        entity.on_renamed()
+    return config
+
+
+def _end_reconfigure(entity, config):
+    """A reconfigure is done: the next `configVersion`."""
+    config.configVersion = str(int(config.configVersion or "0") + 1)
+    entity.touch("config")
 
 
 __all__ = ["NetworkImpl", "HostNetworkSystemImpl", "DistributedVirtualSwitchImpl", "DistributedVirtualPortgroupImpl",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
-from ..tasks import TaskImpl
 from .base import ManagedObjectImpl
 
 RECENT_LIMIT = 200
@@ -18,5 +17,5 @@ class TaskManagerImpl(ManagedObjectImpl):
         self.init_props(maxCollector=32)
 
     def prop_recentTask(self):
-        tasks = [o for o in self.sim.registry.objects.values() if isinstance(o, TaskImpl)]
+        tasks = self.sim.registry.of_type(vim.Task)
         return vim.Task.Array([t.ref for t in tasks[-RECENT_LIMIT:]])

@@ -1,6 +1,6 @@
 """VirtualDiskManager: create, copy, move, delete, extend virtual disks and read their UUIDs.
 
-The disk format and its data live in `datastore_fs.py`. pyVmomi's vim.VirtualDiskManager has no CreateChildDisk_Task:
+The disk format and its data live in `vmdk.py`. pyVmomi's vim.VirtualDiskManager has no CreateChildDisk_Task:
 child (delta) disks are created through ReconfigVM_Task with a parent backing, which the VM calls as
 `sim.datastores.create_disk(path, 0, parent=...)`.
 """
@@ -52,11 +52,7 @@ class VirtualDiskManagerImpl(ManagedObjectImpl):
 
     def _transfer(self, ctx, source, source_dc, dest, dest_dc, force, copy: bool):
         fs = self.sim.datastores
-        src, sds, entity = fs.resolve_call(source, source_dc)
-        if dest_dc is None:
-            dc = sds.datacenter()
-            dest_dc = dc.ref if dc is not None else None
-        dst, _, _ = fs.resolve_call(dest, dest_dc)
+        src, dst, entity = fs.resolve_transfer(source, source_dc, dest, dest_dc)
 
         def work(task):
             if copy:

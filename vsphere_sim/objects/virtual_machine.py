@@ -15,17 +15,9 @@ from pyVmomi import vim, vmodl
 
 from ..sessions import now
 from . import vm_config, vmx
-from .base import ManagedEntityImpl
+from .base import ManagedEntityImpl, ref_list_add, ref_list_remove
 from .compute import required_false
-from .folder import (
-    InventoryEntity,
-    check_name_length,
-    check_unique_name,
-    escape_name,
-    new_moid,
-    ref_list_add,
-    ref_list_remove,
-)
+from .folder import InventoryEntity, check_name_length, check_unique_name, escape_name, new_moid
 from .network import backing_network
 from .vm_devices import DevicePlanner, default_devices, fill_disk, relabel
 from .vm_files import LOG_NAME, VmFiles, quietly, remove_vm_folder

@@ -231,12 +231,18 @@ class DevicePlanner:
             raise _bad(index, f"Unit {unit} of controller {controller.key} is not available.", "device.unitNumber")
         return unit
 
+    def _free_slot(self, index, kind: type, first_key: int, limit: int, full: str) -> int:
+        """The lowest free number of a device kind whose keys run from `first_key` (NICs, serial ports)."""
+        used = {d.key - first_key for d in self.devices if isinstance(d, kind)}
+        for number in range(limit):
+            if number not in used:
+                return number
+        raise _bad(index, full)
+
     def _add_nic(self, index, dev) -> int:
-        used = {d.key - vmx.KEY_NIC for d in self.devices if isinstance(d, VD.VirtualEthernetCard)}
-        free = [i for i in range(MAX_NICS) if i not in used]
-        if not free:
-            raise _bad(index, "No more network adapters can be added.")
-        dev.key = vmx.KEY_NIC + free[0]
+        number = self._free_slot(index, VD.VirtualEthernetCard, vmx.KEY_NIC, MAX_NICS,
+                                 "No more network adapters can be added.")
+        dev.key = vmx.KEY_NIC + number
         dev.controllerKey = vmx.KEY_PCI
         dev.unitNumber = None
         self._nic_backing(index, dev)
@@ -249,13 +255,11 @@ class DevicePlanner:
         return dev.key
 
     def _add_serial(self, index, dev) -> int:
-        used = {d.key - vmx.KEY_SERIAL for d in self.devices if isinstance(d, VD.VirtualSerialPort)}
-        free = [i for i in range(MAX_SERIAL) if i not in used]
-        if not free:
-            raise _bad(index, "No more serial ports can be added.")
-        dev.key = vmx.KEY_SERIAL + free[0]
+        number = self._free_slot(index, VD.VirtualSerialPort, vmx.KEY_SERIAL, MAX_SERIAL,
+                                 "No more serial ports can be added.")
+        dev.key = vmx.KEY_SERIAL + number
         dev.controllerKey = vmx.KEY_SIO
-        dev.unitNumber = free[0]
+        dev.unitNumber = number
         dev.yieldOnPoll = bool(dev.yieldOnPoll)
         self._serial_backing(index, dev)
         dev.connectable = self._connect(dev.connectable, None)

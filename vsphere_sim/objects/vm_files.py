@@ -135,16 +135,7 @@ def remove_vm_folder(sim, home: str):
         dspath = datastores.parse(home)
         if dspath.is_root or not datastores.is_dir(home) or datastores.list_dir(home):
             return
-        ds = datastores.datastore(dspath.datastore)
-        if getattr(ds, "is_vsan", False) and dspath.is_top_level:
-            datastores.delete(home)  # a namespace goes with its friendly name
-            return
-        # rmdir of the empty folder rather than a tree delete, which would make the datastore forget its
-        # disk-parent index (a rescan of every datastore on the next disk deletion)
-        try:
-            datastores.local(home).rmdir()
-        except OSError:
-            datastores.delete(home)
+        datastores.delete(home)  # on vSAN a namespace, which goes with its friendly name
     except vmodl.MethodFault:
         pass
 

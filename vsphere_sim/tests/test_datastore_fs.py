@@ -249,7 +249,7 @@ def test_disk_chain_and_locking(fs):
     assert f.file == "[LocalDS_0] images/l1/l1.vmdk" and "[LocalDS_0] c1/c1.vmdk" in f.msg
     fault(vim.fault.FileLocked, fs.delete, "[LocalDS_0] images/base/base.vmdk")
     # the index survives a scan from scratch (as after a restart)
-    fs._children = None
+    fs.disks.drop_index()
     fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] images/l1/l1.vmdk")
     fs.delete_disk("[LocalDS_0] c1/c1.vmdk")
     assert not c1.data_path.exists() and not c1.descriptor_path.exists()
@@ -274,6 +274,38 @@ def test_same_folder_child_hint_and_move(fs):
     assert fs.list_dir("[LocalDS_0] m1") == ["p.vmdk"]
     fs.delete("[LocalDS_0] m2")
     fs.delete("[LocalDS_0] m1")
+
+
+def test_parent_index_kept_in_step_without_rescans(fs, monkeypatch):
+    """Deleting, moving and copying folders updates the disk-parent index for what changed only: no scan of every
+    datastore after the first, and the locks stay right (as a scan from scratch would find them)."""
+    for folder in ("ix/base", "ix/a", "ix/b"):
+        fs.make_dir(f"[LocalDS_0] {folder}", create_parents=True)
+    fs.create_disk("[LocalDS_0] ix/base/p.vmdk", 1024)
+    fs.create_disk("[LocalDS_0] ix/a/c.vmdk", 0, parent="[LocalDS_0] ix/base/p.vmdk")
+    fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] ix/base/p.vmdk")  # the index is built now
+    scans = []
+    real_index_tree = fs.disks._index_tree
+    monkeypatch.setattr(fs.disks, "_index_tree", lambda root: (scans.append(root), real_index_tree(root))[1])
+    fs.move("[LocalDS_0] ix/a", "[LocalDS_0] ix/a2")
+    f = fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] ix/base/p.vmdk")
+    assert "[LocalDS_0] ix/a2/c.vmdk" in f.msg
+    fs.copy("[LocalDS_0] ix/a2", "[LocalDS_0] ix/b/copy")
+    fs.delete("[LocalDS_0] ix/a2")
+    f = fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] ix/base/p.vmdk")
+    assert "[LocalDS_0] ix/b/copy/c.vmdk" in f.msg
+    fs.delete("[LocalDS_0] ix/b")  # a VM's folder going: only its entries leave the index
+    assert fs.disks._children is not None
+    ds = fs.datastore(VSAN)
+    fs.create_namespace(ds, "ix-ns")
+    fs.create_disk("[vsanDatastore] ix-ns/c.vmdk", 0, parent="[LocalDS_0] ix/base/p.vmdk")
+    fault(vim.fault.FileLocked, fs.delete_disk, "[LocalDS_0] ix/base/p.vmdk")
+    fs.delete("[vsanDatastore] ix-ns")  # a vSAN namespace (the UUID directory and its friendly name)
+    assert fs.disks._children is not None
+    fs.delete_disk("[LocalDS_0] ix/base/p.vmdk")
+    # only the trees that changed were scanned, never a datastore's root
+    assert scans and all("ix" in root.parts for root in scans)
+    fs.delete("[LocalDS_0] ix")
 
 
 def test_copy_disk_consolidates_chain(fs):

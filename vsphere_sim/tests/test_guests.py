@@ -9,23 +9,19 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from pyVmomi import vim, vmodl
 
 from vsphere_sim import Simulator
 from vsphere_sim.guest_channel import ChannelClosed, GuestChannel, GuestChannelError, ReadOnlyKey
-from vsphere_sim.guests import (
-    ENV_TOKEN,
-    GuestSupervisor,
-    ext4_label,
-    guest_visible,
-    guest_writable,
-    make_manifest,
-    parse_manifest,
-)
+from vsphere_sim.guest_vm import guest_visible, guest_writable, make_manifest, parse_manifest
+from vsphere_sim.guest_wire import ENV_TOKEN
+from vsphere_sim.guests import GuestSupervisor
 from vsphere_sim.objects.base import ManagedEntityImpl
 from vsphere_sim.objects.event_manager import post_event, vm_event
+from vsphere_sim.vmdk import ext4_label
 
 pytestmark = pytest.mark.timeout(60)
 DS = "GuestDS"
@@ -533,12 +529,12 @@ def test_close_kills_guests_in_their_grace(tmp_path, monkeypatch):
 
 
 def test_guest_channel_needs_no_pyvmomi():
-    """Guests are plain programs: the channel module itself imports nothing but the standard library."""
+    """Guests are plain programs: the channel module (and the wire module it shares with the sim) imports nothing
+    but the standard library."""
     import subprocess
     import sys
 
-    import vsphere_sim.guest_channel as module
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('gc', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            "sys.exit('pyVmomi' in sys.modules)")
-    subprocess.run([sys.executable, "-c", code, module.__file__], check=True, timeout=30)
+    import vsphere_sim
+    code = "import sys, vsphere_sim.guest_channel; sys.exit('pyVmomi' in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30,
+                   cwd=str(Path(vsphere_sim.__file__).parent.parent))

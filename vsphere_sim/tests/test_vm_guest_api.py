@@ -8,7 +8,7 @@ import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from vsphere_sim import guests
+from vsphere_sim import guest_vm
 
 pytestmark = pytest.mark.sim_only
 VD = vim.vm.device
@@ -85,7 +85,7 @@ def test_iso_paths_and_disks(inv, sim):
         label, path = disk
         assert label == "Hard disk 1" and path == f"{machine.home_dir()}/{name}.vmdk"
         assert disk.backing.fileName == path and disk.capacityInKB == 1024 and disk.key == 2000
-        described = guests.describe_disks(sim, machine)
+        described = guest_vm.describe_disks(sim, machine)
     assert described[0]["file"] == path and described[0]["device_label"] == "Hard disk 1"
 
 
@@ -110,7 +110,7 @@ def test_shutdown_and_reboot_with_a_running_guest(inv, sim, monkeypatch):
     vm = create(inv)
     wait(vm.PowerOnVM_Task())
     with sim.lock:
-        guests.set_guest_state(impl(sim, vm), running=True)  # as the supervisor does once the guest reports
+        guest_vm.set_guest_state(impl(sim, vm), running=True)  # as the supervisor does once the guest reports
     assert vm.guest.toolsRunningStatus == "guestToolsRunning"
     boot = vm.runtime.bootTime
     vm.RebootGuest()
