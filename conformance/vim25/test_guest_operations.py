@@ -273,3 +273,18 @@ def test_operations_need_a_guest_agent(env):
         start(env, vm, "/bin/true")
     with pytest.raises(vim.fault.GuestOperationsUnavailable):
         env.pm.ListProcessesInGuest(vm, auth())
+
+
+@pytest.mark.sim_only
+def test_destroying_a_booted_vm_leaves_no_folder(env, vsphere):
+    """Everything the VM wrote while its guest ran, the sim's guest console log included, goes with Destroy_Task."""
+    vm = create_vm(env, guest_iso(env))
+    wait_for(lambda: vm.guest.guestOperationsReady, what="the guest's operations")
+    home = vm.config.files.vmPathName.rsplit("/", 1)[0]
+    WaitForTask(vm.PowerOffVM_Task())
+    WaitForTask(vm.Destroy_Task())
+    browser = env.ds.browser
+    task = browser.SearchDatastore_Task(f"[{env.ds.name}]", vim.host.DatastoreBrowser.SearchSpec())
+    WaitForTask(task)
+    folders = {f.path for f in task.info.result.file}
+    assert home.split("] ", 1)[1] not in folders

@@ -133,6 +133,12 @@ def remove_vm_folder(sim, home: str):
     datastores = sim.datastores
     try:
         dspath = datastores.parse(home)
+        if dspath.is_root:
+            return
+        # the sim's guest console log (guests.py) is the VM's own file, like vmware.log: it goes with the VM
+        console = dspath.join("guest.log")
+        if datastores.exists(console):
+            quietly(datastores.delete, console)
         if dspath.is_root or not datastores.is_dir(home) or datastores.list_dir(home):
             return
         datastores.delete(home)  # on vSAN a namespace, which goes with its friendly name
