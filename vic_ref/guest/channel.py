@@ -2,7 +2,8 @@
 
 The channel is treated as hardware, like VMware Tools' RPC on a real ESX: a Unix socket named by the environment the
 VM's guest is started with, one JSON object per line (the protocol is documented in
-`vsphere_sim/guest_transport.py`; vic_ref never imports vsphere_sim). It needs nothing but the standard library, so the tether stays light.
+`vsphere_sim/guest_transport.py`; vic_ref never imports vsphere_sim). It needs nothing but the standard library, so
+the tether stays light.
 
     channel = GuestChannel.from_env()
     cid = channel.get("guestinfo.vice./common/id")
