@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-tls", action="store_true", help="serve plain HTTP instead of HTTPS")
     parser.add_argument("--no-seed", action="store_true",
                         help="start a fresh workdir with an empty inventory instead of the default one")
+    parser.add_argument("--lock-wait", type=float, default=15.0, metavar="SECONDS",
+                        help="wait this long for a previous sim on the same workdir to finish stopping")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -45,7 +47,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     from .simulator import Simulator
-    sim = Simulator(args.workdir, user=args.user, password=args.password, seed=not args.no_seed)
+    sim = Simulator(args.workdir, user=args.user, password=args.password, seed=not args.no_seed,
+                    lock_wait=args.lock_wait)
     try:
         server = sim.serve(args.listen, tls=not args.no_tls)
         print(f"VSPHERE_URL={server.url}", flush=True)

@@ -27,6 +27,7 @@ import marshal
 import re
 import sqlite3
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,17 +231,23 @@ class StateStore:
     # Seconds between background checkpoints while calls are writing; the WAL holds what came in meanwhile.
     CHECKPOINT_INTERVAL = 0.25
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, lock_wait: float = 0.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Two sims on one workdir would overwrite each other's state: the second one is refused. The kernel drops the
         # lock when the process dies, so a kill -9 never leaves a stale lock behind.
         self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115 (held until close)
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise StateStoreError(f"{self.path} is in use by another running simulator") from None
+        # A sim restarted right after the previous one was told to stop may wait `lock_wait` seconds for it to go.
+        deadline = time.monotonic() + lock_wait
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._lock_file.close()
+                    raise StateStoreError(f"{self.path} is in use by another running simulator") from None
+                time.sleep(0.05)
         # Every use is under the store's own lock (callers also hold sim.lock); server threads share the connection.
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")

@@ -24,7 +24,7 @@ DEFAULT_PASSWORD = "Admin!23"
 
 class Simulator:
     def __init__(self, workdir: str | Path, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD,
-                 seed: bool = True, persist: bool = True):
+                 seed: bool = True, persist: bool = True, lock_wait: float = 0.0):
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.user = user
@@ -38,7 +38,7 @@ class Simulator:
         self.servers: list = []
         self.closed = False
         from . import persist as persist_mod
-        self.store = persist_mod.StateStore(self.workdir / "state.db") if persist else None
+        self.store = persist_mod.StateStore(self.workdir / "state.db", lock_wait) if persist else None
         from .datastore_fs import DatastoreFS
         self.datastores = DatastoreFS(self, self.workdir / "datastores")
         from .guests import GuestSupervisor

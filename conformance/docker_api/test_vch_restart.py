@@ -1,0 +1,86 @@
+"""kill -9 of the VCH, then its restart: `docker ps -a` shows the same containers, names and states, and they still
+work. The VCH keeps no state of its own; everything comes back from vSphere."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import find_vms, ok, wait_for
+
+pytestmark = pytest.mark.sim_only
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (through /proc's children lists)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def appliance_pid(vch) -> int:
+    """The appliance's guest process: started by the sim, which `vic-ref up` started (ours, by parentage)."""
+    for pid in descendants(vch.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"vic_ref.appliance" in argv:
+            return pid
+    raise AssertionError("no appliance process under vic-ref up")
+
+
+def snapshot(docker_cli) -> list[str]:
+    fmt = "{{.ID}} {{.Names}} {{.State}} {{.Image}} {{.Command}} {{.CreatedAt}}"
+    return sorted(ok(docker_cli("ps", "-a", "--no-trunc", "--format", fmt)).splitlines())
+
+
+def test_kill_9_and_restart(vch, docker_cli, busybox, si):
+    ok(docker_cli("create", "--name", "r-created", busybox))
+    ok(docker_cli("run", "-d", "--name", "r-running", busybox))
+    ok(docker_cli("run", "-d", "--name", "r-exited", busybox))
+    ok(docker_cli("stop", "r-exited"))
+    ok(docker_cli("run", "-d", busybox))  # a random name
+    before = snapshot(docker_cli)
+    states = {line.split()[1]: line.split()[2] for line in before}
+    assert {states["r-created"], states["r-running"], states["r-exited"]} == {"created", "running", "exited"}
+    exit_code = ok(docker_cli("inspect", "-f", "{{.State.ExitCode}}", "r-exited")).strip()
+
+    pid = appliance_pid(vch)
+    os.kill(pid, signal.SIGKILL)
+    (appliance,) = find_vms(si, vch.name)
+    wait_for(lambda: appliance.runtime.powerState == "poweredOff", 30, "the appliance VM to power off")
+    rc, _, _ = docker_cli("ps", timeout=10)
+    assert rc != 0  # nobody answers now
+
+    from pyVim.task import WaitForTask
+    WaitForTask(appliance.PowerOnVM_Task())
+    wait_for(lambda: docker_cli("version", timeout=10)[0] == 0, 120, "the VCH to answer again", every=0.5)
+    assert appliance_pid(vch) != pid
+
+    after = snapshot(docker_cli)
+    assert after == before
+    assert ok(docker_cli("inspect", "-f", "{{.State.ExitCode}}", "r-exited")).strip() == exit_code
+    # names are taken again, and the containers work
+    rc, _, err = docker_cli("create", "--name", "r-running", busybox)
+    assert rc == 1 and 'The container name "/r-running" is already in use' in err
+    ok(docker_cli("stop", "r-running"))
+    ok(docker_cli("start", "r-created"))
+    time.sleep(0.1)
+    states = {line.split()[1]: line.split()[2] for line in snapshot(docker_cli)}
+    assert states["r-running"] == "exited" and states["r-created"] == "running"
+    ids = ok(docker_cli("ps", "-aq")).split()
+    ok(docker_cli("rm", "-f", *ids))
+    assert ok(docker_cli("ps", "-aq")) == ""
