@@ -34,6 +34,7 @@ From asyncio, wrap the channel in `AsyncGuestChannel`, or call the blocking meth
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
 import os
@@ -227,8 +228,27 @@ class GuestChannel:
         return None
 
     def serial_ports(self) -> list[dict]:
-        """The VM's serial ports: key, label, connected, kind (file: path; uri: uri, proxy_uri, direction)."""
+        """The VM's serial ports: key, label, connected, start_connected, kind (file: file, path; uri: uri,
+        proxy_uri, direction, socket; pipe: pipe, endpoint; device: device)."""
         return self._request("serial_ports")["ports"]
+
+    def open_serial(self, port: dict | int) -> socket.socket:
+        """Open a network-backed serial port (an entry of `serial_ports()`, or its key): a connected stream socket
+        that is the port's ttyS<n>, bytes both ways unchanged. Opening the port again replaces this socket (it reads
+        EOF), as does the port's disconnect or the VM's power off. Raises OSError (ENODEV) when the port is not a
+        connected URI port."""
+        if not isinstance(port, dict):
+            port = next((p for p in self.serial_ports() if p.get("key") == port), {})
+        path = port.get("socket")
+        if not path:
+            raise OSError(errno.ENODEV, f"serial port {port.get('key')} is not a connected network port")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     # -- identity and state -------------------------------------------------------------------------------------
     def accept_logins(self, logins) -> None:

@@ -212,8 +212,17 @@ def _disk_chain(sim, file_name: str | None) -> list[dict]:
 
 
 def describe_serial_ports(sim, vm) -> list[dict]:
-    """The VM's serial ports: key, label, connected, kind (file | uri | pipe | device), and file (real path) or
-    uri/proxy_uri/direction or pipe/device name."""
+    """The VM's serial ports as the guest sees them (JSON-able); how they connect is described in `guest_serial.py`.
+
+    Each: key, label (the device's label), connected, start_connected, kind (file | uri | pipe | device), and
+    - file: file ("[ds] path") and path (its real path, the file the guest appends to; it exists while the port is
+      connected; None when the datastore path can't be resolved);
+    - uri: uri (serviceURI), proxy_uri (proxyURI; not used by the sim), direction, and socket: the Unix stream socket
+      that is this port's ttyS<n> (connect to it; a new connection replaces the previous one), or None while the port
+      is not connected (or is not a client port the sim connects);
+    - pipe: pipe, endpoint; device: device.
+    """
+    serial = getattr(getattr(sim, "guests", None), "serial", None)
     out = []
     for device in _devices(vm):
         if not isinstance(device, vim.vm.device.VirtualSerialPort):
@@ -230,7 +239,8 @@ def describe_serial_ports(sim, vm) -> list[dict]:
             except Exception:
                 pass
         elif isinstance(backing, vim.vm.device.VirtualSerialPort.URIBackingInfo):
-            info.update(kind="uri", uri=backing.serviceURI, proxy_uri=backing.proxyURI, direction=backing.direction)
+            info.update(kind="uri", uri=backing.serviceURI, proxy_uri=backing.proxyURI, direction=backing.direction,
+                        socket=serial.socket_path(vm.moid, device.key) if serial is not None else None)
         elif isinstance(backing, vim.vm.device.VirtualSerialPort.PipeBackingInfo):
             info.update(kind="pipe", pipe=backing.pipeName, endpoint=backing.endpoint)
         elif isinstance(backing, vim.vm.device.VirtualSerialPort.DeviceBackingInfo):

@@ -40,6 +40,10 @@ When the program exits on its own, the VM powers off (`vm.guest_power_off()`), a
 `resume_powered_on()` boots a fresh guest for every VM that was powered on when the sim stopped; `stop_all()` stops
 every guest without touching the VMs (the sim is closing or resetting).
 
+A boot also connects the VM's network-backed serial ports (`self.serial`, `guest_serial.py`): each connected URI port
+becomes a TCP connection to its service URI bridged to a Unix socket the guest opens as its ttyS<n>; power off closes
+them, and ReconfigVM (`devices_changed`) connects or disconnects them while the VM runs.
+
 The guest channel
 -----------------
 The protocol (requests, events, error codes, guestinfo scopes) is described in `guest_transport.py`, which holds the
@@ -67,6 +71,7 @@ from pathlib import Path
 
 from pyVmomi import vim
 
+from .guest_serial import SerialPorts
 from .guest_transport import NO_REPLY, ChannelServer, Connection, GuestChannelRefused
 from .guest_vm import (
     GUESTINFO_PREFIX,
@@ -224,6 +229,8 @@ class GuestSupervisor:
         self._lock = threading.Lock()
         self._server: ChannelServer | None = None
         self._replies = threading.Condition(sim.lock)  # waits release sim.lock
+        # running VMs' network-backed serial ports and the guest's end of each (guest_serial.py)
+        self.serial = SerialPorts(sim.workdir)
 
     # -- public API for the VM's power methods --------------------------------------------------------------------
     def power_on(self, vm) -> GuestInstance | None:
@@ -233,6 +240,9 @@ class GuestSupervisor:
             if old is not None and not old.exited.is_set():
                 self._stop(old, wait=True)
         set_guest_state(vm, running=False)
+        # a fresh boot: its serial ports connect afresh (before the guest starts, so their sockets are there)
+        self.serial.close_vm(vm.moid)
+        self.serial.sync(vm)
         manifest, iso = self._find_manifest(vm)
         if manifest is None:
             log.info("%s: no guest program in its CD-ROM; the guest stays notRunning", vm.moid)
@@ -246,7 +256,16 @@ class GuestSupervisor:
         instance = self.instances.get(vm.moid)
         if instance is not None:
             self._stop(instance, wait=False)
+        self.serial.close_vm(vm.moid)
         set_guest_state(vm, running=False)
+
+    def devices_changed(self, vm) -> None:
+        """The VM's devices changed (ReconfigVM): connect or disconnect its serial ports (under sim.lock)."""
+        self.serial.sync(vm)
+
+    def vm_removed(self, moid: str) -> None:
+        """The VM left the inventory: nothing of it stays connected."""
+        self.serial.close_vm(moid)
 
     def shutdown(self, vm) -> None:
         """ShutdownGuest: ask the guest OS to halt (SIGTERM); the VM powers off once its program has exited."""
@@ -279,6 +298,7 @@ class GuestSupervisor:
             instances = [*self.instances.values(), *self._stopping.values()]
         for instance in instances:
             self._stop(instance, wait=False)
+        self.serial.close()
         deadline = time.monotonic() + self.grace
         for instance in instances:
             if not instance.exited.wait(max(0.0, deadline - time.monotonic())):

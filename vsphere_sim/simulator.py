@@ -114,6 +114,8 @@ class Simulator:
     def _entity_removed(self, obj) -> None:
         if not isinstance(obj.ref, vim.ManagedEntity):
             return
+        if isinstance(obj.ref, vim.VirtualMachine):
+            self.guests.vm_removed(obj.moid)
         authorization = self.registry.find("AuthorizationManager")
         if authorization is not None:
             authorization.forget_entity(obj.moid)

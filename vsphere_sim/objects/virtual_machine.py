@@ -360,6 +360,8 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         self._sync_links()
         self.write_vmx()
         self.refresh_files()
+        if plan is not None and powered_on:
+            self._guests("devices_changed")  # serial ports connected or disconnected while running
 
     def _create_disks(self, plan) -> list[str]:
         """Create the plan's new disks; if one fails, remove those already made and raise."""
