@@ -9,7 +9,7 @@ from .conftest import ok
 
 
 def test_create_start_stop_ps_inspect_rm(docker_cli, busybox):
-    cid = ok(docker_cli("create", "--name", "c1", busybox)).strip()
+    cid = ok(docker_cli("create", "-i", "--name", "c1", busybox)).strip()
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
     lines = ok(docker_cli("ps", "-a")).splitlines()
     assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
@@ -74,7 +74,7 @@ def test_docker_error_texts(docker_cli, busybox):
 
 def test_ps_filters(docker_cli, busybox):
     a = ok(docker_cli("create", "--name", "pf-a", "--label", "tier=front", busybox)).strip()
-    b = ok(docker_cli("run", "-d", "--name", "pf-b", "--label", "tier=back", busybox)).strip()
+    b = ok(docker_cli("run", "-di", "--name", "pf-b", "--label", "tier=back", busybox)).strip()
 
     def names(*flags):
         out = ok(docker_cli("ps", "-a", "--format", "{{.Names}}", *flags))
@@ -96,7 +96,7 @@ def test_ps_filters(docker_cli, busybox):
 
 
 def test_run_detached_wait_restart_rename(docker_cli, busybox):
-    cid = ok(docker_cli("run", "-d", busybox)).strip()
+    cid = ok(docker_cli("run", "-di", busybox)).strip()
     name = ok(docker_cli("inspect", "-f", "{{.Name}}", cid)).strip()
     assert re.fullmatch(r"/[a-z]+_[a-z]+\d?", name)
     ok(docker_cli("kill", "-s", "TERM", cid))

@@ -7,7 +7,7 @@ import pytest
 
 def test_flows(docker_client, busybox):
     assert docker_client.version()["ApiVersion"] == "1.44" and docker_client.ping()
-    c = docker_client.containers.create(busybox, name="py1", labels={"suite": "py"})
+    c = docker_client.containers.create(busybox, name="py1", labels={"suite": "py"}, stdin_open=True)
     assert c.status == "created" and c.name == "py1"
     c.start()
     c.reload()
@@ -23,7 +23,7 @@ def test_flows(docker_client, busybox):
 
 
 def test_run_detached_wait(docker_client, busybox):
-    c = docker_client.containers.run(busybox, detach=True)
+    c = docker_client.containers.run(busybox, detach=True, stdin_open=True)
     c.kill()
     assert c.wait(timeout=30) == {"StatusCode": 137}
     c.remove()

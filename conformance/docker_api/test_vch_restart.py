@@ -48,11 +48,11 @@ def snapshot(docker_cli) -> list[str]:
 
 
 def test_kill_9_and_restart(vch, docker_cli, busybox, si):
-    ok(docker_cli("create", "--name", "r-created", busybox))
-    ok(docker_cli("run", "-d", "--name", "r-running", busybox))
-    ok(docker_cli("run", "-d", "--name", "r-exited", busybox))
+    ok(docker_cli("create", "-i", "--name", "r-created", busybox))
+    ok(docker_cli("run", "-di", "--name", "r-running", busybox))
+    ok(docker_cli("run", "-di", "--name", "r-exited", busybox))
     ok(docker_cli("stop", "r-exited"))
-    ok(docker_cli("run", "-d", busybox))  # a random name
+    ok(docker_cli("run", "-di", busybox))  # a random name
     before = snapshot(docker_cli)
     states = {line.split()[1]: line.split()[2] for line in before}
     assert {states["r-created"], states["r-running"], states["r-exited"]} == {"created", "running", "exited"}

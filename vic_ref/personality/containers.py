@@ -1,7 +1,7 @@
 """Container routes (VIC's ContainerBackend over the port layer's exec component).
 
-create, start, stop, restart, kill, rm, inspect, list (`ps`), wait, logs (basic), top (basic), rename (basic),
-attach (not yet: 501). Texts and statuses are Docker's where a client reads them (docker-api-clients.md).
+create, start, stop, restart, kill, rm, inspect, list (`ps`), wait, logs, top (basic), rename (basic); attach,
+resize and exec are in `attach.py`. Texts and statuses are Docker's where a client reads them (docker-api-clients.md).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..portlayer.exec import WAIT_CONDITIONS, rfc3339
 from ..portlayer.exec.spec import DEFAULT_CPUS, memory_mb
 from . import common, filters, views
 from .common import api_version, bool_param, call, call_long, client_gone, int_param, json_body, portlayer
-from .errors import DockerError, bad_request, not_implemented, wait_error, wrapped
+from .errors import DockerError, bad_request, wait_error, wrapped
 from .system import backend_name
 
 STDOUT, STDERR = 1, 2
@@ -219,57 +219,65 @@ async def wait(request: web.Request) -> web.StreamResponse:
     return response
 
 
-# -- logs (basic: the datastore's output.log; the tether issue fills it) ---------------------------------------------
+# -- logs: the datastore's output.log, in the tether's line format (portlayer/interaction/logs.py) ------------
 def _frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
-def _tail(data: bytes, tail: str) -> bytes:
-    if tail in ("", "all"):
-        return data
-    try:
-        count = int(tail)
-    except ValueError:
-        return data
-    if count < 0:
-        return data
-    if count == 0:
-        return b""
-    lines = data.splitlines(keepends=True)
-    return b"".join(lines[-count:])
+FOLLOW_POLL = 0.5
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
+    """`docker logs` [-f] [-t] [--tail N] [--since T] [--until T]. -f polls the file while the container runs and
+    ends once it has stopped and the rest of the file is out. Works for any container the VCH finds, restarts
+    included: the log lives on the datastore."""
+    from ..portlayer.interaction import logs as logfile
     name = request.match_info["name"]
     stdout, stderr = bool_param(request, "stdout"), bool_param(request, "stderr")
     if not (stdout or stderr):
         raise bad_request("You must choose at least one stream")
+    try:
+        since = logfile.parse_since(request.query.get("since"))
+        until = logfile.parse_since(request.query.get("until"))
+    except ValueError as err:
+        raise bad_request(str(err)) from None
+    timestamps = bool_param(request, "timestamps")
+    tail = logfile.parse_tail(request.query.get("tail"))
+    follow = bool_param(request, "follow")
     pl = portlayer(request)
     info = pl.exec.info(name)
+    cid = info.id
     tty = bool(info.session.tty) if info.session is not None else False
-    data = await call(request, pl.exec.read_file, info.id, "output.log")
+    data = await call(request, pl.exec.read_file, cid, "output.log")
+    running = info.running
+    entries, used = logfile.parse(data, final=not (follow and running))
     response = web.StreamResponse(status=200)
     response.content_type = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
     await response.prepare(request)
 
-    async def send(chunk: bytes) -> None:
-        if chunk and stdout:
-            await response.write(chunk if tty else _frame(STDOUT, chunk))
+    async def send(batch) -> None:
+        chunk = b""
+        for entry in logfile.select(batch, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until):
+            text = logfile.render(entry, timestamps)
+            chunk += text if tty else _frame(entry.stream, text)
+        if chunk:
+            await response.write(chunk)
 
     try:
-        await send(_tail(data, request.query.get("tail", "all")))
-        offset = len(data)
-        if bool_param(request, "follow"):
-            while not client_gone(request):
-                current = pl.exec.info(info.id)
-                await asyncio.sleep(0.5)
-                more = await call(request, pl.exec.read_file, info.id, "output.log")
-                if len(more) > offset:
-                    await send(more[offset:])
-                    offset = len(more)
-                elif not current.running:
-                    break
+        await send(logfile.select(entries, tail=tail))
+        offset = used
+        while follow and running and not client_gone(request):
+            await asyncio.sleep(FOLLOW_POLL)
+            try:
+                running = pl.exec.info(cid).running
+            except errors.NotFound:
+                running = False
+            more = await call(request, pl.exec.read_file, cid, "output.log")
+            if len(more) > offset:
+                batch, used = logfile.parse(more[offset:], final=not running)
+                offset += used
+                await send(batch)
         await response.write_eof()
     except (ConnectionResetError, errors.NotFound):
         pass
@@ -318,17 +326,6 @@ def watch_autoremove(app: web.Application):
     return unsubscribe
 
 
-# -- not yet ---------------------------------------------------------------------------------------------------------
-async def attach(request: web.Request) -> web.Response:
-    portlayer(request).exec.find(request.match_info["name"])
-    raise not_implemented("attach is not implemented yet")
-
-
-async def resize(request: web.Request) -> web.Response:
-    portlayer(request).exec.find(request.match_info["name"])
-    return web.Response(status=200)
-
-
 def add_routes(app: web.Application) -> None:
     add = common.add_route
     add(app, "POST", "/containers/create", create)
@@ -340,11 +337,11 @@ def add_routes(app: web.Application) -> None:
     add(app, "POST", "/containers/{name}/kill", kill)
     add(app, "POST", "/containers/{name}/wait", wait)
     add(app, "POST", "/containers/{name}/rename", rename)
-    add(app, "POST", "/containers/{name}/attach", attach)
-    add(app, "POST", "/containers/{name}/resize", resize)
     add(app, "GET", "/containers/{name}/logs", logs)
     add(app, "GET", "/containers/{name}/top", top)
     add(app, "DELETE", "/containers/{name}", remove)
+    from . import attach
+    attach.add_routes(app)
 
 
 __all__ = ["add_routes", "create_container", "list_containers"]

@@ -1,4 +1,5 @@
-"""The port layer (VIC's `lib/portlayer`): containers (`exec`), images (`storage`), names and events of one VCH.
+"""The port layer (VIC's `lib/portlayer`): containers (`exec`), images (`storage`), attach and logs (`interaction`),
+names and events of one VCH.
 
     portlayer = PortLayer(op, session, vch_config, guest_channel)
     portlayer.start(op)      # rebuild the caches from vSphere and keep watching (idempotent)
@@ -36,6 +37,9 @@ class PortLayer:
         self.events = EventBus()
         self.storage = storage if storage is not None else self._make_storage(op)
         self.exec = Exec(session, vch_config, self.names, self.events, self.storage)
+        from .interaction import Interaction
+        # asyncio-native: started by whoever serves the Docker API, on its event loop (`await interaction.start()`)
+        self.interaction = Interaction(self.exec, docker_port=vch_config.docker.port)
         self._started = False
         self._start_lock = threading.Lock()
         # the image store asks which containers use an image (rmi's conflicts) and tells of pulls, tags, deletes

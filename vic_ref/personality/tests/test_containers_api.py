@@ -166,8 +166,51 @@ def test_logs_top_attach(api):
     api.post(f"/v1.44/containers/{cid}/start")
     top = api.get(f"/v1.44/containers/{cid}/top").json()
     assert top["Titles"][-1] == "CMD" and top["Processes"][0][-1] == "sh"
-    reply = api.post(f"/v1.44/containers/{cid}/attach", params={"stream": "1", "stdout": "1"})
-    assert reply.status_code == 501
+    api.delete(f"/v1.44/containers/{cid}", params={"force": "true"})
+
+
+def _hijack(api, path: str):
+    """POST `path` with Docker's upgrade headers on a raw socket: (socket, the response head)."""
+    import socket as sockets
+    sock = sockets.create_connection(("127.0.0.1", api.server.port), timeout=30)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Type: text/plain\r\n"
+                 f"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    return sock, head.decode()
+
+
+def _frames(sock) -> list[tuple[int, bytes]]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    out = []
+    while data:
+        kind, size = data[0], int.from_bytes(data[4:8], "big")
+        out.append((kind, data[8:8 + size]))
+        data = data[8 + size:]
+    return out
+
+
+def test_attach_before_start_gets_all_output(api):
+    """docker run's order: attach (101) → start; the test tether serves the attach stream as the container's."""
+    from vic_ref.portlayer.interaction.tests.fake_tether import FakeTether, echo, run_in_thread
+    cid = api.create("at")
+    sock, head = _hijack(api, f"/v1.44/containers/{cid}/attach?stream=1&stdout=1&stderr=1")
+    assert head.startswith("HTTP/1.1 101 UPGRADED") and "application/vnd.docker.multiplexed-stream" in head
+    assert api.portlayer.exec.find(cid).snapshot.session.run_block  # the process waits for the attach
+    assert api.post(f"/v1.44/containers/{cid}/start").status_code == 204
+    import asyncssh
+    key = asyncssh.import_private_key(api.portlayer.exec.find(cid).snapshot.config.key)
+    tether = FakeTether({cid: echo("hi\n", stderr="oops\n")}, host_key=key)
+    stop = run_in_thread(tether, api.portlayer.interaction.port)
+    try:
+        frames = _frames(sock)
+    finally:
+        stop()
+        sock.close()
+    assert (1, b"hi\n") in frames and (2, b"oops\n") in frames
     api.delete(f"/v1.44/containers/{cid}", params={"force": "true"})
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 START_TIMEOUT = 180.0  # VIC's PropertyCollectorTimeout: how long the tether has to report `started`
 DEFAULT_STOP_TIMEOUT = 10  # Docker's and VIC's grace period
 KILL_WAIT = 10.0  # how long a KILL gets before the hard power off (VIC kill)
+LAUNCH_FAILURE_HALT = 10.0  # how long a failed launch gets for the tether to power its VM off
 GUEST_GONE = (errors.Unavailable, errors.AuthenticationFailed, errors.NotSupported)
 
 NOT_RUNNING, NEXT_EXIT, REMOVED = "not-running", "next-exit", "removed"
@@ -96,6 +97,8 @@ class Lifecycle:
             finally:
                 container.set_transient(None)
             if detail != "true":
+                # the tether halts after a failed launch: let the container be stopped (removable) when we answer
+                vmops.wait_for_power_off(self.session, op, container.snapshot.vm, LAUNCH_FAILURE_HALT)
                 raise errors.InternalError(detail)
 
             def caught_up(c: Container) -> bool:

@@ -28,6 +28,7 @@ from . import vm as vmops
 from .container import Container, ContainerInfo, Snapshot, State, exit_code_of, is_container
 from .handle import TARGET_RUNNING, TARGET_STOPPED, Creation, Handle
 from .lifecycle import Lifecycle
+from .sessions import Sessions
 from .watcher import Watcher
 
 SYNC_TIMEOUT = 15.0  # how long an operation waits for the watcher to show its result before reading it itself
@@ -61,7 +62,7 @@ class Inventory:
     bootstrap_iso: str
 
 
-class Exec(Lifecycle):
+class Exec(Lifecycle, Sessions):
     def __init__(self, session: Session, vch_config: VCHConfig, names: NameTable, events: EventBus,
                  storage: Any = None):
         self.session = session
@@ -70,6 +71,7 @@ class Exec(Lifecycle):
         self.events = events
         self.storage = storage
         self.inventory: Inventory | None = None
+        self.attach_uri = ""  # the interaction component's listener, written into new containers' attach port
         self.watcher: Watcher | None = None
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified whenever the cache changes
@@ -246,10 +248,11 @@ class Exec(Lifecycle):
             version=Build(version=version.version if version else "", git_commit=version.git_commit if version
                           else "", build_number=version.build_number if version else "",
                           plugin_version=PLUGIN_VERSION),
-            annotations=dict(annotations or {}), hostname=hostname, domainname=domainname)
+            annotations=dict(annotations or {}), hostname=hostname, domainname=domainname, key=vmspec.host_key())
         placement = self.inventory.placement
         devices = vmspec.CreateDevices(bootstrap_iso=self.inventory.bootstrap_iso,
-                                       log_files=tuple(placement.log_file(cid, f) for f in vmspec.LOG_FILES))
+                                       log_files=tuple(placement.log_file(cid, f) for f in vmspec.LOG_FILES),
+                                       attach_uri=self.attach_uri)
         creation = Creation(placement=placement, devices=devices, num_cpus=num_cpus or vmspec.DEFAULT_CPUS,
                             memory_mb=memory_mb or vmspec.DEFAULT_MEMORY_MB, reserved_names=[reserved])
         with self._lock:

@@ -126,6 +126,7 @@ class CreateDevices:
     root_disk: DatastorePath | None = None  # the container's writable layer
     parent_disk: DatastorePath | None = None  # the image's top layer
     log_files: tuple[DatastorePath, ...] = ()
+    attach_uri: str = ""  # the VCH's attach listener (`tcp://127.0.0.1:<port>`); no attach port when empty
 
 
 def scsi_controller() -> vim.vm.device.VirtualDeviceSpec:
@@ -164,6 +165,18 @@ def log_serial_port(path: DatastorePath, index: int) -> vim.vm.device.VirtualDev
                                                                 allowGuestControl=True)))
 
 
+def attach_serial_port(uri: str) -> vim.vm.device.VirtualDeviceSpec:
+    """The attach serial port (VIC lib/portlayer/attach/join.go): URI backing, direction client, serviceURI = the
+    VCH's attach listener. Unlike VIC (connected only while bound), it is connected from power on: see
+    `vic_ref.portlayer.interaction`."""
+    return vim.vm.device.VirtualDeviceSpec(
+        operation="add", device=vim.vm.device.VirtualSerialPort(
+            key=KEY_SERIAL - 10, yieldOnPoll=True,
+            backing=vim.vm.device.VirtualSerialPort.URIBackingInfo(serviceURI=uri, direction="client"),
+            connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, connected=True,
+                                                                allowGuestControl=True)))
+
+
 def device_changes(devices: CreateDevices) -> list:
     changes = [scsi_controller()]
     if devices.bootstrap_iso:
@@ -172,7 +185,18 @@ def device_changes(devices: CreateDevices) -> list:
         changes.append(root_disk(devices.root_disk, devices.parent_disk))
     for index, path in enumerate(devices.log_files):
         changes.append(log_serial_port(path, index))
+    if devices.attach_uri:
+        changes.append(attach_serial_port(devices.attach_uri))
     return changes
+
+
+def host_key() -> bytes:
+    """The tether's SSH host key (executor config `key`, PEM). VIC makes a 512-bit RSA key; that size is refused by
+    today's libraries, so this is Ed25519 (PKCS#8 PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
 def alternate_guest_name(version: str, build: str = "", commit: str = "") -> str:
@@ -195,5 +219,6 @@ def create_spec(cfg: ExecutorConfig, *, placement: Placement, devices: CreateDev
 
 
 __all__ = ["new_id", "short_id", "display_name", "bios_uuid", "memory_mb", "Placement", "CreateDevices",
-           "create_spec", "device_changes", "alternate_guest_name", "MAX_VM_NAME", "SHORT_ID", "DEFAULT_CPUS",
+           "create_spec", "device_changes",
+           "attach_serial_port", "host_key", "alternate_guest_name", "MAX_VM_NAME", "SHORT_ID", "DEFAULT_CPUS",
            "DEFAULT_MEMORY_MB", "FIXED_EXTRA_CONFIG", "LOG_FILES", "DEFAULT_CONVENTION"]

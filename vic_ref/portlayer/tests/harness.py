@@ -107,7 +107,8 @@ class VchEnv:
         else:
             session.call(op, session.content.fileManager.MakeDirectory, str(ds_folder), session.datacenter, True)
         self.bootstrap = ds_folder.join(isos.BOOTSTRAP_ISO)
-        session.upload(op, self.bootstrap, isos.bootstrap_iso())
+        # images here are empty disks: the placeholder tether keeps containers "running" without a process
+        session.upload(op, self.bootstrap, isos.bootstrap_iso(args=["--placeholder"]))
         folder_path = session.finder.inventory_path(op, self.folder)
         self.config: VCHConfig = new_config(
             self.name, url, user, password, image_store=f"[{datastore}]", datacenter=session.datacenter_path,

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from vic_ref.guest import ChannelClosed, GuestChannel, GuestChannelError
-from vic_ref.tether import PlaceholderTether, parse_signal
+from vic_ref.tether.placeholder import PlaceholderTether, parse_signal
 
 log = logging.getLogger("stubborn_tether")
 
