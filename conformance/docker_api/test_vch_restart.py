@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import find_vms, ok, wait_for
+from .conftest import find_vms, ok, sim_control, wait_for
 
 pytestmark = pytest.mark.sim_only
 
@@ -84,3 +84,39 @@ def test_kill_9_and_restart(vch, docker_cli, busybox, si):
     ids = ok(docker_cli("ps", "-aq")).split()
     ok(docker_cli("rm", "-f", *ids))
     assert ok(docker_cli("ps", "-aq")) == ""
+
+
+def test_a_create_cut_off_by_a_crash_leaves_nothing(vch, docker_cli, busybox, si):
+    """The VCH dies between the two steps of a create (the VM exists under its bare ID, not yet renamed): once it is
+    back, nothing of that container is left: no `docker ps -a` entry, no VM, no name taken."""
+    import subprocess
+
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+
+    sim_control(vch, "POST", "faults", {"method": "ReconfigVM_Task", "delay": 60, "count": 1})
+    env = dict(os.environ, DOCKER_HOST=vch.docker_host)
+    create = subprocess.Popen(["docker", "create", "--name", "cut-off", busybox], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def half_made():
+            return [vm for vm in find_vms(si) if len(vm.name) == 64 and vm.name.isalnum()]
+        wait_for(half_made, 30, "the first step of the create")
+        (vm,) = half_made()
+        cid = vm.name
+        pid = appliance_pid(vch)
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        sim_control(vch, "DELETE", "faults")
+    create.wait(90)
+    assert create.returncode != 0
+    (appliance,) = find_vms(si, vch.name)
+    wait_for(lambda: appliance.runtime.powerState == "poweredOff", 30, "the appliance VM to power off")
+    WaitForTask(appliance.PowerOnVM_Task())
+    wait_for(lambda: docker_cli("version", timeout=10)[0] == 0, 120, "the VCH to answer again", every=0.5)
+    wait_for(lambda: not [v for v in find_vms(si) if v.name in (cid, f"cut-off-{cid[:12]}")], 60,
+             "the half-made VM to go")
+    assert cid not in ok(docker_cli("ps", "-aq", "--no-trunc"))
+    ok(docker_cli("create", "--name", "cut-off", busybox))  # the name is free
+    ok(docker_cli("rm", "-f", "cut-off"))
+    assert isinstance(appliance, vim.VirtualMachine)

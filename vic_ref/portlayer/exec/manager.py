@@ -78,6 +78,7 @@ class Exec(Lifecycle, Sessions):
         self._containers: dict[str, Container] = {}
         self._by_moid: dict[str, str] = {}
         self._creating: set[str] = set()
+        self._discarding: set[str] = set()  # interrupted creates being removed
         # jobs the watcher hands off (recording a stop time the tether didn't): never on the watcher's thread
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vic-exec-bg")
 
@@ -117,6 +118,9 @@ class Exec(Lifecycle, Sessions):
             if snap.id in self._creating:
                 return  # the create in flight admits it once it is complete
             container = self._containers.get(snap.id)
+            if container is None and self._interrupted_create(snap):
+                self._discard_interrupted(op, snap)
+                return
             if container is None:
                 self._admit_locked(op, snap)
             else:
@@ -128,6 +132,34 @@ class Exec(Lifecycle, Sessions):
                 if exited:
                     self._exited(op, container)
             self._changed.notify_all()
+
+    def _interrupted_create(self, snap: Snapshot) -> bool:
+        """Step one of a create whose step two never came (the VCH died in between): the VM still carries the bare
+        ID as its display name, which no finished container has (unless the naming convention makes it so)."""
+        if snap.display_name != snap.id:
+            return False
+        return vmspec.display_name(snap.name, snap.id, self.config.container.name_convention) != snap.id
+
+    def _discard_interrupted(self, op: Operation, snap: Snapshot) -> None:
+        """Nobody was ever told about such a container: remove its VM and folder, off the watcher's thread."""
+        if snap.id in self._discarding:
+            return
+        self._discarding.add(snap.id)
+        folder = snap.datastore_folder or self.inventory.placement.folder(snap.id)
+
+        def discard():
+            try:
+                op.warning("container %s: its create was interrupted; removing its VM and %s", snap.id[:12], folder)
+                if snap.power_state != "poweredOff":
+                    vmops.power_off(self.session, op, snap.vm)
+                vmops.destroy(self.session, op, snap.vm)
+                vmops.delete_folder(self.session, op, folder, self.inventory.datacenter)
+            except errors.VicError as err:
+                op.error("could not remove the half-created container %s: %s", snap.id[:12], err)
+            finally:
+                self._discarding.discard(snap.id)
+
+        threading.Thread(target=discard, name=f"discard-{snap.id[:12]}", daemon=True).start()
 
     def vm_left(self, op: Operation, vm) -> None:
         container = self._forget(vm._moId)
