@@ -39,6 +39,7 @@ from ..config import ExecutorConfig, SessionConfig, decode_visible_to_guest, key
 from ..config.executor import data_version
 from ..guest import ChannelClosed, GuestChannel, GuestChannelError, Operation
 from ..guest.channel import guest_dir
+from .attach import AttachServer
 from .logfile import STDERR, STDOUT, OutputLog
 
 log = logging.getLogger("vic_ref.tether")
@@ -177,6 +178,7 @@ class Tether:
         self.done = threading.Event()
         self._lock = threading.RLock()
         self._halting = False
+        self.attach = AttachServer(self)
 
     # -- config ---------------------------------------------------------------------------------------------------
     def load(self) -> ExecutorConfig:
@@ -215,11 +217,26 @@ class Tether:
             return
         self.primary = Running(self.id, "sessions", session)
         self.sessions[self.id] = self.primary
+        self.run_blocked(self.primary, self._launch_primary_safely)
+
+    def _launch_primary_safely(self, run: Running) -> None:
         try:
-            self.launch_primary(self.primary)
+            self.launch_primary(run)
         except Exception as err:  # noqa: BLE001
             log.exception("launching the primary session")
-            self.launch_failed(self.primary, f"container setup failed: {err}", 125)
+            self.launch_failed(run, f"container setup failed: {err}", 125)
+
+    def run_blocked(self, run: Running, launch) -> None:
+        """Launch now, or (RunBlock with an attach server) once an attach's `unblock` arrives."""
+        if not (run.config.run_block and self.attach.running):
+            launch(run)
+            return
+
+        def wait() -> None:
+            log.info("%s %s waits for an attach (RunBlock)", run.kind, run.id[:12])
+            if self.attach.wait_unblock(run.id):
+                launch(run)
+        threading.Thread(target=wait, name=f"runblock-{run.id[:12]}", daemon=True).start()
 
     def volume_labels(self) -> list[str]:
         return [m.label for m in self.config.mounts.values() if m.label]
@@ -242,6 +259,9 @@ class Tether:
             if self.primary_debug_level() > 0:
                 logging.getLogger().setLevel(logging.DEBUG)
         self.output = OutputLog(paths.get("output.log"))
+        sockets = [p.get("socket") for p in ports if p.get("kind") == "uri" and p.get("socket")]
+        if sockets and self.attach.start(str(sockets[0])):
+            log.info("attach server on %s", sockets[0])
 
     def primary_debug_level(self) -> int:
         session = self.config.sessions.get(self.id)
@@ -351,6 +371,7 @@ class Tether:
             close_after.append(slave)
             streams.append((master, STDOUT))
             stdin_arg = slave
+            run.pty_master = master  # type: ignore[attr-defined]
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -358,13 +379,12 @@ class Tether:
             close_after += [out_w, err_w]
             streams += [(out_r, STDOUT), (err_r, STDERR)]
             stdin_arg = stdin
-        if run.config.open_stdin:
-            # stdin stays open (nothing writes to it until attach exists), as `docker run -i` keeps it
+        if run.config.open_stdin and not run.config.tty:
+            # stdin stays open, as `docker run -i` keeps it; the attach server writes what attach channels send
             in_r, in_w = os.pipe()
             run.stdin_w = in_w  # type: ignore[attr-defined]
             close_after.append(in_r)
-            if not run.config.tty:
-                stdin_arg = in_r
+            stdin_arg = in_r
         try:
             run.helper = self.reaper.spawn([sys.executable, "-S", NSINIT, str(spec_fd)],
                                            lambda code: self.on_exit(run, code),
@@ -375,6 +395,12 @@ class Tether:
                 os.close(fd)
             for handle in close_after_files:
                 handle.close()
+        if run.config.open_stdin and self.attach.running:
+            if run.config.tty:
+                self.attach.pump_stdin(run.id, master, tty=True, close=False)
+            else:
+                self.attach.pump_stdin(run.id, run.stdin_w, tty=False, close=True)  # type: ignore[attr-defined]
+                run.stdin_w = None  # type: ignore[attr-defined]  # the pump owns (and closes) it
         for fd, stream in streams:
             thread = threading.Thread(target=self.copy_output, args=(run, fd, stream),
                                       name=f"output-{run.id[:12]}-{stream}", daemon=True)
@@ -395,6 +421,7 @@ class Tether:
                     break
                 if primary and self.output is not None:
                     self.output.write(stream, data)
+                self.attach.output(run.id, stream == STDERR, data)
         finally:
             os.close(fd)
 
@@ -451,6 +478,7 @@ class Tether:
             except OSError:
                 pass
         log.info("%s %s exited with %d", run.kind, run.id[:12], code)
+        self.attach.ended(run.id)
         self.write(self.session_keys(run, exit_status=code, stop_time=time.time_ns()))
         run.exited.set()
         if run is self.primary:
@@ -493,6 +521,7 @@ class Tether:
 
     def reload(self) -> None:
         """Re-read the config; launch exec sessions that are new and active (VIC's reload → processSessions)."""
+        added: list[str] = []
         with self._lock:
             self.load()
             for eid, session in self.config.execs.items():
@@ -500,7 +529,10 @@ class Tether:
                     continue
                 run = Running(eid, "execs", session)
                 self.sessions[eid] = run
-                self.launch_exec(run)
+                added.append(eid)
+                self.run_blocked(run, self.launch_exec)
+        if added:
+            self.attach.announce(added)
 
     def launch_exec(self, run: Running) -> None:
         primary = self.primary
@@ -535,6 +567,7 @@ class Tether:
 
     def kill_all(self) -> None:
         """Power off: every container process tree goes (an init's death takes its PID namespace with it)."""
+        self.attach.stop()
         for run in list(self.sessions.values()):
             if run.init_pid:
                 _kill_quietly(run.init_pid, signal.SIGKILL)

@@ -159,7 +159,8 @@ def test_destroy_removes_the_vch_its_containers_and_files(sim_target, session, o
         key=-1, controllerKey=200, unitNumber=0,
         backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName=vch.config.container.bootstrap_image_path))
     cid = uuid.uuid4().hex * 2
-    spec = vim.vm.ConfigSpec(name=cid, guestId="otherGuest64", numCPUs=1, memoryMB=64,
+    # named as a finished container is: a VM still named after its bare ID is an interrupted create the VCH removes
+    spec = vim.vm.ConfigSpec(name=f"c1-{cid[:12]}", guestId="otherGuest64", numCPUs=1, memoryMB=64,
                              files=vim.vm.FileInfo(vmPathName=f"[{DATASTORE}] {cid}"),
                              deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=cdrom)],
                              extraConfig=[vim.option.OptionValue(key="guestinfo.vice./common/id", value=cid)])

@@ -79,6 +79,9 @@ class Exec(Lifecycle, Sessions):
         self._by_moid: dict[str, str] = {}
         self._creating: set[str] = set()
         self._discarding: set[str] = set()  # interrupted creates being removed
+        # IDs this process began creating: only a create of an earlier VCH run can have been cut off by a crash (the
+        # watcher may still show our own fresh VM under its bare ID for a moment after the rename)
+        self._created_here: set[str] = set()
         # jobs the watcher hands off (recording a stop time the tether didn't): never on the watcher's thread
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vic-exec-bg")
 
@@ -136,7 +139,7 @@ class Exec(Lifecycle, Sessions):
     def _interrupted_create(self, snap: Snapshot) -> bool:
         """Step one of a create whose step two never came (the VCH died in between): the VM still carries the bare
         ID as its display name, which no finished container has (unless the naming convention makes it so)."""
-        if snap.display_name != snap.id:
+        if snap.display_name != snap.id or snap.id in self._created_here:
             return False
         return vmspec.display_name(snap.name, snap.id, self.config.container.name_convention) != snap.id
 
@@ -289,6 +292,7 @@ class Exec(Lifecycle, Sessions):
                             memory_mb=memory_mb or vmspec.DEFAULT_MEMORY_MB, reserved_names=[reserved])
         with self._lock:
             self._creating.add(cid)
+            self._created_here.add(cid)
         op.debug("create handle for %s (%s)", reserved, cid)
         return Handle(config, creation=creation)
 
