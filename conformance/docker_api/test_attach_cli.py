@@ -32,3 +32,13 @@ def test_exec_prints_output(docker_cli, busybox):
         assert (rc, out) == (0, "hi\n"), err
     finally:
         docker_cli("rm", "-f", cid)
+
+
+def test_run_rm_of_a_missing_image_pulls_it(docker_cli, busybox):
+    before = ok(docker_cli("ps", "-aq"))
+    ok(docker_cli("rmi", "-f", busybox))
+    rc, out, err = docker_cli("run", "--rm", busybox, "echo", "pulled", timeout=180)
+    assert rc == 0, err
+    assert "Unable to find image" in err and out.endswith("pulled\n")
+    assert busybox.split("/", 1)[1].split(":")[0] in ok(docker_cli("images"))
+    assert ok(docker_cli("ps", "-aq")) == before  # --rm removed it
