@@ -9,10 +9,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from pyVmomi import vim
-
 from ...config import ExecutorConfig, encode
-from ...vsphere import DatastorePath, option_values
+from ...vsphere import DatastorePath, option_values, vim
 
 MAX_VM_NAME = 80  # vSphere's limit on a display name (VIC lib/constants MaxVMNameLength)
 SHORT_ID = 12
