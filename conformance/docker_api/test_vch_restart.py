@@ -3,6 +3,7 @@ work. The VCH keeps no state of its own; everything comes back from vSphere."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ def test_kill_9_and_restart(vch, docker_cli, busybox, si):
     ok(docker_cli("run", "-di", "--name", "r-exited", busybox))
     ok(docker_cli("stop", "r-exited"))
     ok(docker_cli("run", "-di", busybox))  # a random name
+    assert ok(docker_cli("run", "--name", "r-logs", busybox, "sh", "-c",
+                             "echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three")) \
+        == "one\nthree\n"
     before = snapshot(docker_cli)
     states = {line.split()[1]: line.split()[2] for line in before}
     assert {states["r-created"], states["r-running"], states["r-exited"]} == {"created", "running", "exited"}
@@ -73,6 +77,12 @@ def test_kill_9_and_restart(vch, docker_cli, busybox, si):
     after = snapshot(docker_cli)
     assert after == before
     assert ok(docker_cli("inspect", "-f", "{{.State.ExitCode}}", "r-exited")).strip() == exit_code
+    # the output of a stopped container is on the datastore: logs work from a fresh VCH
+    assert docker_cli("logs", "r-logs")[1:] == ("one\nthree\n", "two\n")
+    rc, out, err = docker_cli("logs", "--tail", "2", "r-logs")
+    assert (rc, out, err) == (0, "three\n", "two\n")
+    stamped = ok(docker_cli("logs", "-t", "--tail", "1", "r-logs"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z three\n", stamped), stamped
     # names are taken again, and the containers work
     rc, _, err = docker_cli("create", "--name", "r-running", busybox)
     assert rc == 1 and 'The container name "/r-running" is already in use' in err

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from .. import errors
 from ..trace import Operation
-from . import common
+from . import common, views
 from .common import bool_param, call, int_param, json_body, portlayer
 from .errors import bad_request
 
@@ -33,6 +33,49 @@ ATTACH_TIMEOUT = 180.0  # how long an attach waits for the container's tether to
 RAW, MUX = "application/vnd.docker.raw-stream", "application/vnd.docker.multiplexed-stream"
 STREAMS: web.AppKey = web.AppKey("attach_streams", dict)  # session ID → set of open AttachStreams
 SIZES: web.AppKey = web.AppKey("attach_sizes", dict)  # session ID → the last (cols, rows) asked
+
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+CONTROL_KEYS = {f"ctrl-{chr(ord('a') + i)}": i + 1 for i in range(26)} | {
+    "ctrl-@": 0, "ctrl-[": 27, "ctrl-\\": 28, "ctrl-]": 29, "ctrl-^": 30, "ctrl-_": 31}
+
+
+def detach_sequence(keys: str) -> bytes:
+    """Docker's detach-keys syntax (`ctrl-p,ctrl-q`, single characters) as bytes; Docker's text when bad."""
+    codes = bytearray()
+    for key in keys.split(","):
+        if len(key) == 1:
+            codes.append(ord(key))
+        elif key in CONTROL_KEYS:
+            codes.append(CONTROL_KEYS[key])
+        elif not key.startswith("ctrl-"):
+            raise bad_request(f"Invalid detach keys ({keys}) provided")
+    return bytes(codes)
+
+
+class DetachWatch:
+    """Docker's escape proxy: holds back bytes that may start the detach sequence, passes the rest on."""
+
+    def __init__(self, sequence: bytes):
+        self.sequence = sequence
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to pass on, whether the sequence was typed)."""
+        if not self.sequence:
+            return data, False
+        out = bytearray()
+        for byte in data:
+            candidate = self.held + bytes([byte])
+            if self.sequence.startswith(candidate):
+                if candidate == self.sequence:
+                    self.held = b""
+                    return bytes(out), True
+                self.held = candidate
+            else:
+                out += candidate
+                self.held = b""
+        return bytes(out), False
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -82,14 +125,22 @@ def _unregister(app, sid: str, stream) -> None:
 
 
 async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout: bool, stderr: bool,
-               running: callable, on_wait=None) -> None:
-    """Attach the client to session `sid` over the hijacked connection until the session's output ends."""
+               running: callable, on_wait=None, close_stdin: bool = True, detach_keys: bytes = b"",
+               before_close=None) -> None:
+    """Attach the client to session `sid` over the hijacked connection until the session's output ends.
+
+    At the client's end of stdin the session's stdin is closed with `close_stdin` (Docker: exec, and attach of a
+    StdinOnce container without a tty); otherwise the attach ends there and the process keeps its stdin. Typing
+    `detach_keys` (tty only, as Docker) ends the attach too. `before_close` is awaited once the output has ended,
+    before the client sees the end of the stream (exec: the exit code must be known when the CLI asks)."""
     app = request.app
     interaction = portlayer(request).interaction
     op = common.operation(request)
     _, reader, writer = await hijack(request, RAW if tty else MUX)
     pending_stdin: list[bytes] = []
     stdin_done = asyncio.Event()
+    detached = asyncio.Event()  # the client detached (sequence typed, or stdin ended without close_stdin)
+    watch = DetachWatch(detach_keys if tty else b"")
 
     async def read_client() -> None:
         # stdin may come before the start: buffer it until the channel is open
@@ -97,12 +148,20 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
             data = await reader.read(65536)
             if not data:
                 stdin_done.set()
+                if stdin and not close_stdin:
+                    detached.set()
                 return
             if stdin:
-                if stream_box:
-                    stream_box[0].write(data)
-                else:
-                    pending_stdin.append(data)
+                data, typed = watch.feed(data)
+                if data:
+                    if stream_box:
+                        stream_box[0].write(data)
+                    else:
+                        pending_stdin.append(data)
+                if typed:
+                    op.info("attach %s: detached by the client's detach keys", sid[:12])
+                    detached.set()
+                    return
 
     stream_box: list[Any] = []
     client = asyncio.create_task(read_client())
@@ -111,6 +170,8 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
         deadline = time.monotonic() + ATTACH_TIMEOUT
         while stream is None:
             if reader.at_eof() and writer.transport.is_closing():
+                return
+            if detached.is_set():
                 return
             try:
                 stream = await interaction.attach(sid, timeout=1.0)
@@ -135,18 +196,20 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
 
         async def close_stdin_at_eof() -> None:
             await stdin_done.wait()
-            if stdin:
+            if stdin and close_stdin and not detached.is_set():
                 await stream.close_stdin()
         closer = asyncio.create_task(close_stdin_at_eof())
+        output = asyncio.create_task(copy_output(stream, writer, tty=tty, stdout=stdout, stderr=stderr))
+        detach = asyncio.create_task(detached.wait())
         try:
-            while (item := await stream.read()) is not None:
-                kind, data = item
-                if (kind == 1 and not stdout) or (kind == 2 and not stderr):
-                    continue
-                writer.write(data if tty else frame(kind, data))
-                await writer.drain()
+            await asyncio.wait([output, detach], return_when=asyncio.FIRST_COMPLETED)
+            if output.done():
+                output.result()
+                if before_close is not None:
+                    await before_close()
         finally:
-            closer.cancel()
+            for task in (closer, output, detach):
+                task.cancel()
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
@@ -160,6 +223,15 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
             writer.close()
 
 
+async def copy_output(stream, writer: asyncio.StreamWriter, *, tty: bool, stdout: bool, stderr: bool) -> None:
+    while (item := await stream.read()) is not None:
+        kind, data = item
+        if (kind == 1 and not stdout) or (kind == 2 and not stderr):
+            continue
+        writer.write(data if tty else frame(kind, data))
+        await writer.drain()
+
+
 # -- attach ------------------------------------------------------------------------------------------------------
 async def attach(request: web.Request) -> web.StreamResponse:
     pl = portlayer(request)
@@ -167,6 +239,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     info = pl.exec.info(name)
     if not bool_param(request, "stream") and not bool_param(request, "logs"):
         raise bad_request("at least one of stream or logs must be true")
+    keys = detach_sequence(request.query.get("detachKeys") or DEFAULT_DETACH_KEYS)
     session = info.session
     tty = bool(session.tty) if session is not None else False
     blocked = False
@@ -188,9 +261,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
         # not yet started (or starting) counts: the CLI starts after it has attached
         return container.exits == since_exits
 
+    stored = views.decode_annotation(info.annotations, views.CONFIG_ANNOTATION, {}) or {}
     try:
         await pump(request, cid, tty=tty, stdin=bool_param(request, "stdin"), stdout=bool_param(request, "stdout"),
-                   stderr=bool_param(request, "stderr"), running=running)
+                   stderr=bool_param(request, "stderr"), running=running,
+                   close_stdin=bool(stored.get("StdinOnce")), detach_keys=keys)
     finally:
         if blocked:
             request.app[common.CALLS].submit(_clear_run_block, pl, cid)
@@ -282,17 +357,19 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(Exception):
                 await interaction.refresh(await interaction.link(cid, 1))
 
+    async def exit_code_known() -> None:
+        # the CLI asks exec inspect for the exit code once the stream ends: the tether's report comes first
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if pl.exec.exec_info(eid).exit_code is not None:
+                    return
+            except errors.NotFound:
+                return
+            await asyncio.sleep(0.05)
+
     await pump(request, eid, tty=bool(session.tty), stdin=wanted["stdin"], stdout=wanted["stdout"],
-               stderr=wanted["stderr"], running=running, on_wait=refresh_ids)
-    # the CLI asks exec inspect for the exit code next: give the tether's report a moment to arrive
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            if pl.exec.exec_info(eid).exit_code is not None:
-                break
-        except errors.NotFound:
-            break
-        await asyncio.sleep(0.1)
+               stderr=wanted["stderr"], running=running, on_wait=refresh_ids, before_close=exit_code_known)
     return web.StreamResponse(status=101)
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import errors
 from ..portlayer.events import LABELS_ANNOTATION
-from ..portlayer.exec import WAIT_CONDITIONS, rfc3339
+from ..portlayer.exec import WAIT_CONDITIONS
 from ..portlayer.exec.spec import DEFAULT_CPUS, memory_mb
 from . import common, filters, views
 from .common import api_version, bool_param, call, call_long, client_gone, int_param, json_body, portlayer
@@ -286,14 +286,17 @@ async def logs(request: web.Request) -> web.StreamResponse:
 
 # -- top (basic) -----------------------------------------------------------------------------------------------------
 async def top(request: web.Request) -> web.Response:
-    info = portlayer(request).exec.info(request.match_info["name"])
+    """The container's processes as `ps -ef` shows them, from its tether (`ps_args` other than -ef are not
+    supported: the table is the tether's, not a host `ps`)."""
+    pl = portlayer(request)
+    info = pl.exec.info(request.match_info["name"])
     if not info.running:
         raise errors.Conflict(f"container {info.id} is not running")
-    path, args = views.command_of(info)
-    stime = rfc3339(info.started_ns)[11:16] if info.started_ns else ""
-    return web.json_response({"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
-                              "Processes": [[info.session.user or "root" if info.session else "root", "1", "0", "0",
-                                             stime, "?", "00:00:00", " ".join([path, *args])]]})
+    try:
+        table = await pl.interaction.processes(info.id)
+    except errors.Timeout:
+        raise errors.Conflict(f"container {info.id} is not running") from None
+    return web.json_response(table)
 
 
 # -- --rm: the personality removes a container that exits (as Docker's daemon and VIC's persona do) -------------

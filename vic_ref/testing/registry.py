@@ -303,6 +303,11 @@ def busybox_layer() -> Layer:
 @pytest.fixture(scope="session")
 def busybox_image(registry) -> PushedImage:
     """`<registry>/busybox:latest`: one busybox layer, Cmd ["sh"]."""
+    return push_busybox(registry)
+
+
+def push_busybox(registry: Registry) -> PushedImage:
+    """Build the busybox image and push it as `<registry>/busybox:latest`."""
     layer = busybox_layer()
     config = make_config([layer], {"Env": [PATH_ENV], "Cmd": ["sh"]}, [
         {"created": CREATED, "created_by": "/bin/sh -c #(nop) ADD file:busybox-static in / "},
@@ -337,4 +342,5 @@ def busybox_volume_image(registry, busybox_image) -> PushedImage:
 
 
 __all__ = ["Registry", "PushedImage", "Layer", "make_layer", "make_config", "busybox_entries", "busybox_layer",
-           "volume_layer", "start_registry", "registry", "busybox_image", "busybox_volume_image", "sha256"]
+           "push_busybox", "volume_layer", "start_registry", "registry", "busybox_image", "busybox_volume_image",
+           "sha256"]

@@ -17,7 +17,9 @@ On every new stream:
    - global request `container-ids` → reply a string: the comma-separated IDs of the sessions and execs that are
      known and have not ended (the primary first); the tether also *sends* `container-ids` (no reply wanted) with the
      exec IDs when a reload added execs;
-   - global request `version` → reply uint32 10; any other global request fails;
+   - global request `version` → reply uint32 10;
+   - global request `processes` (ours, for `docker top`) → reply a string: JSON `{"Titles": [...], "Processes":
+     [[...], ...]}`, the container's processes in `ps -ef` columns (`processes.py`); any other global request fails;
    - channel type `attach`, extra data = string(session ID). Refused (open failure "connect failed") with
      `attach channel requires ID in ExtraData`, `session <id> is invalid`, `launch failed with: <Started>` or
      `process finished with exit code: <n>`;
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 import queue
@@ -57,6 +60,8 @@ from asyncssh.channel import SSHTCPChannel
 from asyncssh.constants import EXTENDED_DATA_STDERR
 from asyncssh.misc import ChannelOpenError
 from asyncssh.packet import String, UInt32
+
+from .processes import TITLES, container_processes
 
 log = logging.getLogger("vic_ref.tether.attach")
 
@@ -157,6 +162,16 @@ class _Session(asyncssh.SSHTCPSession):
             self.state.channels.remove(self.chan)
 
 
+def set_window_size(master: int, size: tuple[int, int, int, int], sid: str) -> bool:
+    """TIOCSWINSZ with (rows, cols, width px, height px)."""
+    try:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size))
+    except OSError as err:
+        log.debug("attach %s: window-change: %s", sid[:12], err)
+        return False
+    return True
+
+
 class AttachServer:
     def __init__(self, tether: Any):
         self.tether = tether
@@ -239,12 +254,20 @@ class AttachServer:
                 conn._process_container_ids_global_request = lambda packet: conn._report_global_response(
                     String(",".join(server.active_ids())))
                 conn._process_version_global_request = lambda packet: conn._report_global_response(UInt32(VERSION))
+                conn._process_processes_global_request = lambda packet: conn._report_global_response(
+                    String(json.dumps(server.processes())))
                 conn._process_attach_open = lambda packet: server._open(conn, packet)
 
             def begin_auth(self, username: str) -> bool:
                 return False
 
         return Server()
+
+    def processes(self) -> dict:
+        """The `processes` reply: the container's process table (`docker top`)."""
+        primary = self.tether.primary
+        rows = container_processes(primary.init_pid) if primary is not None and primary.init_pid else []
+        return {"Titles": TITLES, "Processes": rows}
 
     # -- sessions -------------------------------------------------------------------------------------------------
     def state(self, sid: str) -> SessionState:
@@ -346,15 +369,13 @@ class AttachServer:
 
     def resize(self, sid: str, cols: int, rows: int, width: int, height: int) -> bool:
         run = self.tether.sessions.get(sid)
-        master = getattr(run, "pty_master", None) if run is not None else None
-        if run is None or not run.config.tty or master is None:
+        if run is None or not run.config.tty:
             return False
-        try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, width, height))
-        except OSError as err:
-            log.debug("attach %s: window-change: %s", sid[:12], err)
-            return False
-        return True
+        run.window_size = (rows, cols, width, height)  # type: ignore[attr-defined]  # for a pty still to come
+        master = getattr(run, "pty_master", None)
+        if master is None:
+            return True
+        return set_window_size(master, run.window_size, sid)  # type: ignore[attr-defined]
 
     def pump_stdin(self, sid: str, fd: int, *, tty: bool, close: bool) -> None:
         """Start the thread that writes the session's attach stdin to `fd` (closing it at close-stdin when

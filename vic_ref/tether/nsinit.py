@@ -26,10 +26,14 @@ Mode `primary` (the container's first process)::
 Mode `exec` (an exec session): enter the init's namespaces (`/proc/<init_pid>/ns/{ipc,uts,mnt,pid}`), chroot into
 `rootfs` and fork the process in the container's PID namespace; the helper stays outside and exits with its code.
 
-Reports: JSON lines on the inherited `report_fd`:
+A tty session's pty is opened inside the container (its own devpts instance, so `tty` and ttyname(3) find
+`/dev/pts/N` there); the master goes back to the tether with the `started` report (SCM_RIGHTS).
+
+Reports: JSON lines on the inherited `report_fd` (a Unix stream socket):
     {"init_pid": N}                     outer: the init's host PID (primary only)
     {"started": true, "pid": N}         the process runs (N: its PID as the helper's parent namespace sees it for
-                                        exec; its PID inside the container for primary)
+                                        exec; its PID inside the container for primary); `"pty": true` when the
+                                        pty master comes with it
     {"error": "<text>", "code": C}      the launch failed (Docker's texts; C 127 not found, 126 not executable)
     {"exit": C}                         the process ended with Docker's exit code C
 Then the helper exits with C as well.
@@ -42,6 +46,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import stat
 import sys
 
@@ -91,11 +96,16 @@ class Report:
     def __init__(self, fd: int):
         self.fd = fd
 
-    def send(self, **fields) -> None:
+    def send(self, fds: tuple[int, ...] = (), **fields) -> None:
         if self.fd < 0:
             return
+        data = (json.dumps(fields) + "\n").encode()
         try:
-            os.write(self.fd, (json.dumps(fields) + "\n").encode())
+            if fds:
+                with socket.socket(fileno=os.dup(self.fd)) as sock:
+                    socket.send_fds(sock, [data], list(fds))
+            else:
+                os.write(self.fd, data)
         except OSError:
             pass
 
@@ -280,16 +290,29 @@ def prepare_process(spec: dict) -> tuple[str, list[str], list[str], tuple[int, i
     return executable, args, env, (uid, gid, groups), cwd
 
 
+def open_pty(uid: int) -> tuple[int, int]:
+    """A pty of the container's devpts (we are chrooted in it); the slave belongs to the process's user."""
+    master, slave = os.openpty()
+    if uid:
+        os.fchown(slave, uid, -1)
+    return master, slave
+
+
 def spawn(executable: str, args: list[str], env: list[str], ids: tuple[int, int, list[int]], cwd: str,
-          tty: bool) -> int:
-    """Fork the process (its own session; the user's ids; Docker's exec error texts through a CLOEXEC pipe)."""
+          pty_slave: int | None) -> int:
+    """Fork the process (its own session; the user's ids; Docker's exec error texts through a CLOEXEC pipe);
+    with `pty_slave`, the slave is its stdio and controlling terminal."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(rfd)
+            if pty_slave is not None:
+                for fd in (0, 1, 2):
+                    os.dup2(pty_slave, fd)
+                os.close(pty_slave)
             os.setsid()
-            if tty:
+            if pty_slave is not None:
                 fcntl.ioctl(0, TIOCSCTTY, 0)
             for sig in range(1, signal.NSIG):
                 try:
@@ -320,6 +343,8 @@ def spawn(executable: str, args: list[str], env: list[str], ids: tuple[int, int,
             os.write(wfd, json.dumps({"error": str(err), "code": 125}).encode())
             os._exit(125)
     os.close(wfd)
+    if pty_slave is not None:
+        os.close(pty_slave)  # the master reads EIO once the process and its children are done with it
     data = b""
     while True:
         chunk = os.read(rfd, 65536)
@@ -343,6 +368,28 @@ def quiet_stdio() -> None:
 
 
 # -- modes -------------------------------------------------------------------------------------------------------
+def launch(spec: dict) -> tuple[int, int | None]:
+    """Start the process of `spec` inside the chroot: (its pid, the pty master for a tty session)."""
+    executable, args, env, ids, cwd = prepare_process(spec)
+    master = slave = None
+    if spec.get("tty"):
+        master, slave = open_pty(ids[0])
+    try:
+        return spawn(executable, args, env, ids, cwd, slave), master
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        raise
+
+
+def report_started(report: Report, pid: int, master: int | None) -> None:
+    if master is None:
+        report.send(started=True, pid=pid)
+        return
+    report.send(fds=(master,), started=True, pid=pid, pty=True)
+    os.close(master)
+
+
 def run_init(spec: dict, report: Report) -> int:
     """PID 1 of the container: build the root filesystem, start the process, reap everything until it ends."""
     set_pdeathsig(signal.SIGKILL)
@@ -352,15 +399,14 @@ def run_init(spec: dict, report: Report) -> int:
             sethostname(spec["hostname"])
         os.chroot(spec["rootfs"])
         os.chdir("/")
-        executable, args, env, ids, cwd = prepare_process(spec)
-        pid = spawn(executable, args, env, ids, cwd, bool(spec.get("tty")))
+        pid, master = launch(spec)
     except LaunchError as err:
         report.send(error=str(err), code=err.code)
         return err.code
     except OSError as err:
         report.send(error=f"container setup failed: {err}", code=125)
         return 125
-    report.send(started=True, pid=pid)
+    report_started(report, pid, master)
     quiet_stdio()
     while True:
         try:
@@ -397,15 +443,14 @@ def run_exec(spec: dict, report: Report) -> int:
             os.close(fd)
         os.chroot(spec["rootfs"])
         os.chdir("/")
-        executable, args, env, ids, cwd = prepare_process(spec)
-        pid = spawn(executable, args, env, ids, cwd, bool(spec.get("tty")))
+        pid, master = launch(spec)
     except LaunchError as err:
         report.send(error=str(err), code=err.code)
         return err.code
     except OSError as err:
         report.send(error=f"exec setup failed: {err}", code=125)
         return 125
-    report.send(started=True, pid=pid)
+    report_started(report, pid, master)
     quiet_stdio()
     code = _wait_forwarding(pid)
     report.send(exit=code)

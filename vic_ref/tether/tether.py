@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pty
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +39,7 @@ from ..config import ExecutorConfig, SessionConfig, decode_visible_to_guest, key
 from ..config.executor import data_version
 from ..guest import ChannelClosed, GuestChannel, GuestChannelError, Operation
 from ..guest.channel import guest_dir
-from .attach import AttachServer
+from .attach import AttachServer, set_window_size
 from .logfile import STDERR, STDOUT, OutputLog
 
 log = logging.getLogger("vic_ref.tether")
@@ -357,57 +357,62 @@ class Tether:
                 "tty": bool(session.tty), "hostname": self.hostname()}
 
     def spawn(self, run: Running, spec: dict) -> None:
-        report_r, report_w = os.pipe()
+        # a socket, not a pipe: a tty session's pty master comes back on it (nsinit opens the pty in the container)
+        report_sock, report_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         spec_fd = os.memfd_create("nsinit-spec", 0)
-        os.write(spec_fd, json.dumps({**spec, "report_fd": report_w}).encode())
+        os.write(spec_fd, json.dumps({**spec, "report_fd": report_w.fileno()}).encode())
         os.lseek(spec_fd, 0, os.SEEK_SET)
-        close_after = [report_w, spec_fd]
+        close_after = [spec_fd]
         streams: list[tuple[int, str]] = []
-        stdin = open(os.devnull, "rb")  # noqa: SIM115 - handed to the child
-        close_after_files = [stdin]
-        if run.config.tty:
-            master, slave = pty.openpty()
-            stdout = stderr = slave
-            close_after.append(slave)
-            streams.append((master, STDOUT))
-            stdin_arg = slave
-            run.pty_master = master  # type: ignore[attr-defined]
-        else:
+        null = open(os.devnull, "r+b")  # noqa: SIM115 - handed to the child
+        stdin_arg: object = null
+        stdout: object = null
+        stderr: object = null
+        if not run.config.tty:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             stdout, stderr = out_w, err_w
             close_after += [out_w, err_w]
             streams += [(out_r, STDOUT), (err_r, STDERR)]
-            stdin_arg = stdin
-        if run.config.open_stdin and not run.config.tty:
-            # stdin stays open, as `docker run -i` keeps it; the attach server writes what attach channels send
-            in_r, in_w = os.pipe()
-            run.stdin_w = in_w  # type: ignore[attr-defined]
-            close_after.append(in_r)
-            stdin_arg = in_r
+            if run.config.open_stdin:
+                # stdin stays open, as `docker run -i` keeps it; the attach server writes what attach channels send
+                in_r, in_w = os.pipe()
+                run.stdin_w = in_w  # type: ignore[attr-defined]
+                close_after.append(in_r)
+                stdin_arg = in_r
         try:
             run.helper = self.reaper.spawn([sys.executable, "-S", NSINIT, str(spec_fd)],
                                            lambda code: self.on_exit(run, code),
                                            stdin=stdin_arg, stdout=stdout, stderr=stderr,
-                                           pass_fds=[report_w, spec_fd], close_fds=True)
+                                           pass_fds=[report_w.fileno(), spec_fd], close_fds=True)
         finally:
+            report_w.close()
             for fd in close_after:
                 os.close(fd)
-            for handle in close_after_files:
-                handle.close()
-        if run.config.open_stdin and self.attach.running:
-            if run.config.tty:
-                self.attach.pump_stdin(run.id, master, tty=True, close=False)
-            else:
-                self.attach.pump_stdin(run.id, run.stdin_w, tty=False, close=True)  # type: ignore[attr-defined]
-                run.stdin_w = None  # type: ignore[attr-defined]  # the pump owns (and closes) it
+            null.close()
+        if run.config.open_stdin and not run.config.tty and self.attach.running:
+            self.attach.pump_stdin(run.id, run.stdin_w, tty=False, close=True)  # type: ignore[attr-defined]
+            run.stdin_w = None  # type: ignore[attr-defined]  # the pump owns (and closes) it
         for fd, stream in streams:
-            thread = threading.Thread(target=self.copy_output, args=(run, fd, stream),
-                                      name=f"output-{run.id[:12]}-{stream}", daemon=True)
-            thread.start()
-            run.copiers.append(thread)
-        threading.Thread(target=self.read_reports, args=(run, report_r), name=f"report-{run.id[:12]}",
+            self.start_copier(run, fd, stream)
+        threading.Thread(target=self.read_reports, args=(run, report_sock), name=f"report-{run.id[:12]}",
                          daemon=True).start()
+
+    def start_copier(self, run: Running, fd: int, stream: str) -> None:
+        thread = threading.Thread(target=self.copy_output, args=(run, fd, stream),
+                                  name=f"output-{run.id[:12]}-{stream}", daemon=True)
+        thread.start()
+        run.copiers.append(thread)
+
+    def attach_pty(self, run: Running, master: int) -> None:
+        """The tty session's pty master arrived (with `started`): copy its output, feed it stdin."""
+        run.pty_master = master  # type: ignore[attr-defined]
+        size = getattr(run, "window_size", None)
+        if size is not None:
+            set_window_size(master, size, run.id)
+        if run.config.open_stdin and self.attach.running:
+            self.attach.pump_stdin(run.id, master, tty=True, close=False)
+        self.start_copier(run, master, STDOUT)
 
     def copy_output(self, run: Running, fd: int, stream: str) -> None:
         primary = run.kind == "sessions"
@@ -425,20 +430,31 @@ class Tether:
         finally:
             os.close(fd)
 
-    def read_reports(self, run: Running, fd: int) -> None:
+    def read_reports(self, run: Running, sock: socket.socket) -> None:
         buffer = b""
-        with os.fdopen(fd, "rb", buffering=0) as pipe:
+        fds: list[int] = []  # passed descriptors, in order; a report line that carries one takes it
+        with sock:
             while True:
-                chunk = pipe.read(65536)
+                try:
+                    chunk, received, _flags, _addr = socket.recv_fds(sock, 65536, 4)
+                except OSError:
+                    break
+                fds += received
                 if not chunk:
                     break
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     try:
-                        self.on_report(run, json.loads(line))
+                        report = json.loads(line)
                     except ValueError:
                         log.warning("bad report line %r", line)
+                        continue
+                    if report.get("pty") and fds:
+                        report["pty_fd"] = fds.pop(0)
+                    self.on_report(run, report)
+        for fd in fds:
+            os.close(fd)
 
     def on_report(self, run: Running, report: dict) -> None:
         log.debug("%s %s: %s", run.kind, run.id[:12], report)
@@ -449,6 +465,8 @@ class Tether:
                 run.pid = _host_pid_of_child(run.init_pid) if run.init_pid else 0
             else:
                 run.pid = int(report.get("pid") or 0)
+            if "pty_fd" in report:
+                self.attach_pty(run, report["pty_fd"])
             self.write(self.session_keys(run, started="true", start_time=time.time_ns()))
             run.started.set()
             log.info("%s %s started: pid %d", run.kind, run.id[:12], run.pid)

@@ -163,9 +163,7 @@ def test_logs_top_attach(api):
     assert api.get(f"/v1.44/containers/{cid}/logs").json() == {"message": "You must choose at least one stream"}
     reply = api.get(f"/v1.44/containers/{cid}/top")
     assert reply.status_code == 409 and reply.json() == {"message": f"container {cid} is not running"}
-    api.post(f"/v1.44/containers/{cid}/start")
-    top = api.get(f"/v1.44/containers/{cid}/top").json()
-    assert top["Titles"][-1] == "CMD" and top["Processes"][0][-1] == "sh"
+    # a running container's table comes from its tether: conformance/docker_api/test_tether_cli.py
     api.delete(f"/v1.44/containers/{cid}", params={"force": "true"})
 
 

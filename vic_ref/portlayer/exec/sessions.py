@@ -67,6 +67,8 @@ class Sessions:
             handle.config.execs[eid].detail.create_time = time.time_ns()
             handle.reload = active
         self.update(op, container.id, mutate)
+        # exec start and inspect look the session up in the cache: it must be there when the ID is handed out
+        self._sync(op, container.id, container.snapshot.vm, lambda snap: eid in snap.config.execs)
         op.info("exec %s added to %s", eid[:12], container.id[:12])
         return eid
 

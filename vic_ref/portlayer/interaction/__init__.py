@@ -227,6 +227,14 @@ class Interaction:
         ids = await link.container_ids()
         await self._register(link, ids)
 
+    async def processes(self, container_id: str, timeout: float = 5.0) -> dict:
+        """The container's processes (`docker top`), from its tether; errors.Conflict when it can't tell."""
+        link = await self.link(container_id, timeout)
+        table = await link.processes()
+        if table is None:
+            raise errors.Conflict(f"container {container_id} did not report its processes")
+        return table
+
     async def attach(self, session_id: str, timeout: float) -> AttachStream:
         """An attach channel to the session; errors.Conflict with the tether's text if it refuses."""
         import asyncssh

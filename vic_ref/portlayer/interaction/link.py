@@ -6,6 +6,7 @@ version `SSH-2.0-VIC`). What the VCH sends (vic-behaviour.md §4.12):
 - global request `container-ids` (no payload) → reply: the session and exec IDs that can be attached to, a string
   (Go ssh.Marshal of `{IDs []string}`: a comma-separated name-list; a JSON list is accepted too);
 - global request `version` → reply: uint32 (10);
+- global request `processes` (ours, for `docker top`) → reply: a string, JSON `{"Titles": [...], "Processes": [...]}`;
 - channel type `attach`, extra data = string(session ID); refusals carry the tether's text (`session <id> is
   invalid`, `launch failed with: …`, `process finished with exit code: <n>`);
 - on an attach channel, requests: `unblock` (no payload; releases a session waiting in RunBlock), `window-change`
@@ -179,6 +180,16 @@ class TetherLink:
         if not payload or len(payload) < 4:
             return None
         return int.from_bytes(payload[:4], "big")
+
+    async def processes(self) -> dict | None:
+        """The container's process table in `ps -ef` columns; None if the tether doesn't answer `processes`."""
+        payload = await self.global_request("processes")
+        if not payload or len(payload) < 4:
+            return None
+        try:
+            return json.loads(payload[4:4 + int.from_bytes(payload[:4], "big")])
+        except ValueError:
+            return None
 
     def host_key(self) -> Any:
         return self.conn.get_server_host_key()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from vic_ref.testing.processes import nsinit_processes, zombies
 from vic_ref.tether import logfile
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root (namespaces, overlay mounts)")
@@ -22,41 +23,6 @@ def ok(result) -> str:
 def busybox(vch, docker_cli, busybox_image) -> str:
     ok(docker_cli("pull", busybox_image.reference, timeout=120))
     return busybox_image.reference
-
-
-def nsinit_processes() -> list[int]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if b"tether/nsinit.py" in handle.read():
-                    out.append(int(pid))
-        except OSError:
-            pass
-    return out
-
-
-def zombies() -> list[str]:
-    """Zombies whose parent is a tether or a launcher (someone else's zombies are not ours to judge)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                head, fields = handle.read().rsplit(")", 1)
-            state, ppid = fields.split()[:2]
-            if state != "Z":
-                continue
-            with open(f"/proc/{ppid}/cmdline", "rb") as handle:
-                parent = handle.read().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if b"vic_ref.tether" in parent or b"nsinit.py" in parent:
-            out.append(f"{pid} {head.split('(', 1)[1]} (parent {ppid} {parent[:80]!r})")
-    return out
 
 
 def rootfs_mounts(vch) -> list[str]:
@@ -142,9 +108,9 @@ def test_no_leftovers(vch, docker_cli, busybox):
     assert zombies() == []  # orphans inside are reaped by the namespace's init
     ok(docker_cli("rm", "-f", running))
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (nsinit_processes() or rootfs_mounts(vch)):
+    while time.monotonic() < deadline and (nsinit_processes(vch.process.pid) or rootfs_mounts(vch)):
         time.sleep(0.2)
-    assert nsinit_processes() == []
+    assert nsinit_processes(vch.process.pid) == []
     assert rootfs_mounts(vch) == []
     assert zombies() == []
     ok(docker_cli("rm", cid))
