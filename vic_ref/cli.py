@@ -39,6 +39,7 @@ DATACENTER = "DC0"
 COMPUTE_RESOURCE = "DC0_C0"
 DATASTORE = "LocalDS_0"
 DEFAULT_NAME = "vic-ref"
+DEFAULT_VOLUME_STORE = f"{DATASTORE}/VIC:default"  # volumes in `[LocalDS_0] VIC/volumes/<name>/`, as VIC's docs show
 SIM_START_TIMEOUT = 60.0
 SIM_STOP_TIMEOUT = 15.0
 STATE_FILE = "vic-ref.json"
@@ -60,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     up.add_argument("--export", action="store_true", help="print `export NAME=value` lines for a shell")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the sim and the VCH")
     up.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    up.add_argument("--bridge-network-range", default=None, metavar="CIDR",
+                    help="the VCH's loopback range for its networks (default: the previous run's, else the first "
+                         "free 127.N.0.0/16 from 127.42.0.0/16 on)")
+    up.add_argument("--volume-store", action="append", default=None, metavar="DS/PATH:NAME",
+                    help="a volume store, as vic-machine takes it (repeatable); `default` holds anonymous volumes "
+                         f"(default: {DEFAULT_VOLUME_STORE})")
     return parser.parse_args(argv)
 
 
@@ -170,6 +177,7 @@ class Up:
         self.vch = None
         self.stop = threading.Event()
         self.starting = True
+        self.range_lock = None  # held while we run: no other `vic-ref up` takes our bridge range
 
     def _on_signal(self, signum, _frame):
         self.stop.set()
@@ -223,18 +231,19 @@ class Up:
                         datastore=DATASTORE, keepalive=None)
         self.session = Session.open(op, target, populate=True)
         tls = deploy.make_tls(self.workdir / "certs") if args.tls else None
+        bridge_range = self._bridge_range(previous)
         config = vchconfig.new_config(
             args.name, self.sim.url, user, password, image_store=f"[{DATASTORE}]", datacenter=DATACENTER,
-            compute_resource=COMPUTE_RESOURCE, volume_stores={"default": f"[{DATASTORE}] volumes"},
+            compute_resource=COMPUTE_RESOURCE, volume_stores=volume_stores(args.volume_store),
             port=docker_port, host_cert=tls.server_cert if tls else b"", host_key=tls.server_key if tls else b"",
-            ca_certs=tls.ca_cert if tls else b"")
+            ca_certs=tls.ca_cert if tls else b"", bridge_ip_range=bridge_range)
         deployed = time.monotonic()
         self.vch = deploy.ensure(op, self.session, config, timeout=args.timeout,
                                  ssl_context=tls.client_ssl_context() if tls else None)
         log.info("VCH %s up in %.2fs (%.2fs in all)", self.vch.name, time.monotonic() - deployed,
                  time.monotonic() - began)
         self._save_state({"sim_port": int(self.sim.url.rsplit(":", 1)[1].split("/")[0]),
-                          "docker_port": docker_port, "name": args.name})
+                          "docker_port": docker_port, "name": args.name, "bridge_range": bridge_range})
         values = {"VSPHERE_URL": self.sim.url, "VSPHERE_USER": user, "VSPHERE_PASSWORD": password,
                   "DOCKER_HOST": f"tcp://127.0.0.1:{docker_port}"}
         if tls is not None:
@@ -273,6 +282,24 @@ class Up:
         if self.sim is not None:
             self.sim.stop()
 
+    def _bridge_range(self, previous: dict) -> str:
+        """--bridge-network-range, else the previous run's (its containers' addresses are in it), else a free one."""
+        from .config import vch as vchconfig
+        from .portlayer.network import ranges
+        chosen = self.args.bridge_network_range or previous.get("bridge_range")
+        if not chosen and previous.get("name"):
+            chosen = vchconfig.DEFAULT_BRIDGE_RANGE  # deployed before ranges were chosen: keep what it has
+        if chosen:
+            self.range_lock = ranges.lock(chosen)
+            if self.range_lock is None:
+                log.warning("bridge range %s is locked by another vic-ref up; using it anyway", chosen)
+            return chosen
+        try:
+            chosen, self.range_lock = ranges.pick()
+        except RuntimeError as err:
+            raise errors.Unavailable(str(err)) from None
+        return chosen
+
     # -- ports kept across runs ---------------------------------------------------------------------------------
     def _load_state(self) -> dict:
         try:
@@ -282,6 +309,18 @@ class Up:
 
     def _save_state(self, state: dict) -> None:
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
+
+
+def volume_stores(options: list[str] | None) -> dict[str, str]:
+    """`--volume-store ds/path:name` options → {name: "[ds] path"} (vic-machine's syntax; an empty path is `VIC`)."""
+    from .portlayer.storage.volumes import parse_store_option
+    stores: dict[str, str] = {}
+    for text in options if options is not None else [DEFAULT_VOLUME_STORE]:
+        name, path = parse_store_option(text)
+        if name in stores:
+            raise errors.InvalidArgument(f"volume store {name} is given twice")
+        stores[name] = path
+    return stores
 
 
 def _reusable(port) -> int | None:

@@ -602,9 +602,11 @@ def owned_by(cls) -> Callable[[str], bool]:
     """A predicate for the extraConfig keys a config of type `cls` may have written (to scope deletions in diff)."""
     roots = top_level_keys(cls)
     split = re.compile(r"[/|.@~]")
+    # a config whose fields are all hidden never writes guest-visible keys: it must not claim the VCH's or a tether's
+    visible = any((tag.key_under("") or "").startswith(VICE_PREFIX) for _, tag, _ in struct_fields(cls))
 
     def owned(key: str) -> bool:
-        return key.startswith(VICE_PREFIX) or split.split(key, maxsplit=1)[0] in roots
+        return (visible and key.startswith(VICE_PREFIX)) or split.split(key, maxsplit=1)[0] in roots
 
     return owned
 

@@ -19,6 +19,7 @@ import ipaddress
 import os
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,17 +121,23 @@ def refresh(op: Operation, session: Session, vch: VCH) -> VCH:
 
 # -- create ------------------------------------------------------------------------------------------------------
 def create(op: Operation, session: Session, config: VCHConfig, *, timeout: float = DEFAULT_BOOT_TIMEOUT,
-           wait: bool = True, ssl_context: ssl.SSLContext | None = None) -> VCH:
+           wait: bool = True, ssl_context: ssl.SSLContext | None = None,
+           progress: Callable[[str], None] | None = None) -> VCH:
     """Deploy a new VCH: folders, ISOs, the appliance VM with its config; power it on and (with `wait`) wait until
-    its Docker API answers `/_ping`. AlreadyExists when a VCH of that name exists."""
+    its Docker API answers `/_ping`. AlreadyExists when a VCH of that name exists. `progress(step)` hears of each
+    step as it begins (vic-machine shows them)."""
+    step = progress or (lambda _text: None)
     op = op.child(f"create VCH {config.name}")
     if find(op, session, config.name) is not None:
         raise errors.AlreadyExists(f"a VCH named {config.name!r} already exists", op_id=op.id)
     started = time.monotonic()
+    step(f"Creating directory {DatastorePath(DatastorePath.parse(config.storage.image_store).datastore, config.name)}")
     ds_folder = _prepare_datastore(op, session, config)
     config = _complete(op, session, config, ds_folder)
     config.validate()
+    step("Uploading images for container")
     _upload_isos(op, session, config, ds_folder)
+    step("Creating appliance on target")
     folder = _ensure_folder(op, session, config.name)
     cdrom = vim.vm.device.VirtualCdrom(
         key=-1, controllerKey=200, unitNumber=0,
@@ -147,8 +154,10 @@ def create(op: Operation, session: Session, config: VCHConfig, *, timeout: float
     op.info("created appliance VM %s (%s) in %s in %.2fs", config.name, vm._moId, config.resources.folder,
             time.monotonic() - started)
     vch = _load(op, session, vm, folder)
+    step("Powering on the appliance")
     power_on(op, session, vch)
     if wait:
+        step("Waiting for major appliance components to launch")
         wait_ready(op, session, vch, timeout=timeout, ssl_context=ssl_context)
     return refresh(op, session, vch)
 

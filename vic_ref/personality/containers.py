@@ -18,7 +18,7 @@ from .. import errors
 from ..portlayer.events import LABELS_ANNOTATION
 from ..portlayer.exec import WAIT_CONDITIONS
 from ..portlayer.exec.spec import DEFAULT_CPUS, memory_mb
-from . import common, filters, views
+from . import common, filters, networks, views, volumes
 from .common import api_version, bool_param, call, call_long, client_gone, int_param, json_body, portlayer
 from .errors import DockerError, bad_request, wait_error, wrapped
 from .system import backend_name
@@ -63,6 +63,7 @@ def create_container(op, pl, name: str, body: dict[str, Any]) -> str:
         raise bad_request("no command specified")
     config["Image"] = image_ref
     host = views.stored_host_config(body)
+    mounts = volumes.plan_mounts(config, host)  # checked before anything is made; Config.Volumes as VIC keeps it
     annotations = {views.CONFIG_ANNOTATION: views.encode_annotation(config),
                    views.HOSTCONFIG_ANNOTATION: views.encode_annotation(host)}
     if config.get("Labels"):
@@ -72,7 +73,9 @@ def create_container(op, pl, name: str, body: dict[str, Any]) -> str:
     networking = body.get("NetworkingConfig")
     if isinstance(networking, dict) and networking:
         annotations[views.NETWORKING_ANNOTATION] = views.encode_annotation(networking)
+    endpoints = networks.plan_endpoints(pl, host, networking)  # a missing network fails before anything is made
     user, _, group = str(config.get("User") or "").partition(":")
+    made: list[str] = []  # volumes this create makes: removed again if it fails
     handle = pl.exec.create_handle(op, name=name or None, num_cpus=_cpus(host),
                                    memory_mb=memory_mb(host.get("Memory")), annotations=annotations,
                                    hostname=config.get("Hostname") or "", domainname=config.get("Domainname") or "")
@@ -84,10 +87,20 @@ def create_container(op, pl, name: str, body: dict[str, Any]) -> str:
                           attach=bool(config.get("AttachStdin") or config.get("AttachStdout")
                                       or config.get("AttachStderr")),
                           stop_signal=config.get("StopSignal") or "")
+        volumes.join_mounts(op, pl, handle, mounts, container=name or handle.config.name, image=image_ref,
+                            made=made)
+        networks.join(op, pl, handle, endpoints)
     except BaseException:
         pl.exec.discard(op, handle)
+        volumes.discard_made(op, pl, made)
+        networks.release(pl, handle)
         raise
-    pl.exec.commit(op, handle)
+    try:
+        pl.exec.commit(op, handle)
+    except BaseException:
+        volumes.discard_made(op, pl, made)
+        networks.release(pl, handle)
+        raise
     return handle.id
 
 
@@ -140,8 +153,18 @@ async def remove(request: web.Request) -> web.Response:
     force = bool_param(request, "force")
     if bool_param(request, "link"):
         raise DockerError(400, "Conflict, cannot remove the default link name of the container")
-    await call(request, portlayer(request).exec.remove, request.match_info["name"], force=force)
+    pl = portlayer(request)
+    info = pl.exec.info(request.match_info["name"]) if bool_param(request, "v") else None
+    await call(request, pl.exec.remove, request.match_info["name"], force=force)
+    if info is not None:
+        await call(request, remove_volumes_of, pl, info)
     return web.Response(status=204)
+
+
+def remove_volumes_of(op, pl, info) -> None:
+    """`rm -v`, `--rm`: the removed container's anonymous volumes that nobody else uses go too."""
+    volumes.remove_anonymous(op, pl, info, views.decode_annotation(info.annotations, views.CONFIG_ANNOTATION, {}),
+                             views.decode_annotation(info.annotations, views.HOSTCONFIG_ANNOTATION, {}))
 
 
 async def rename(request: web.Request) -> web.Response:
@@ -154,6 +177,8 @@ async def inspect(request: web.Request) -> web.Response:
     pl = portlayer(request)
     info = pl.exec.info(request.match_info["name"])
     body = views.inspect_json(info, backend_name(request.app[common.CONFIG]))
+    body["NetworkSettings"] = networks.settings_json(pl, info)
+    body["HostConfig"]["Links"] = pl.network.links_of(info.config) or None  # targets by their current names
     if bool_param(request, "size"):
         body["SizeRw"] = 0
         body["SizeRootFs"] = 0
@@ -175,7 +200,12 @@ def list_containers(op, pl, *, all_: bool, limit: int, size: bool, filter_text: 
 
     ctx = filters.ListContext(args, all_=all_, limit=limit, find=pl.exec.find, image_ids=image_ids)
     now = time.time_ns()
-    return [views.summary_json(info, size=size, now_ns=now) for info in filters.select(ctx, pl.exec.list())]
+    out = []
+    for info in filters.select(ctx, pl.exec.list()):
+        summary = views.summary_json(info, size=size, now_ns=now)
+        summary["NetworkSettings"] = {"Networks": pl.network.endpoints(info.config)}
+        out.append(summary)
+    return out
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -314,6 +344,7 @@ def watch_autoremove(app: web.Application):
             info = pl.exec.info(cid)
             if views.decode_annotation(info.annotations, views.AUTOREMOVE_ANNOTATION, False) and not info.running:
                 pl.exec.remove(op, cid, force=True)
+                remove_volumes_of(op, pl, info)
         except errors.NotFound:
             pass
         except errors.VicError as err:

@@ -108,7 +108,7 @@ def server_header(config) -> str:
 
 def make_app(portlayer, vch_config) -> web.Application:
     """The Docker API of one VCH over its port layer."""
-    from . import containers, events, system
+    from . import containers, events, system, volumes
 
     app = web.Application(middlewares=[error_middleware, version_middleware], client_max_size=CLIENT_MAX_SIZE)
     route_versions(app.router)
@@ -142,6 +142,9 @@ def make_app(portlayer, vch_config) -> web.Application:
     system.add_routes(app)
     containers.add_routes(app)
     events.add_routes(app)
+    from . import networks
+    networks.add_routes(app)
+    volumes.add_routes(app)
     try:
         from .images import add_image_routes
     except ModuleNotFoundError as err:

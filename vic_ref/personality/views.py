@@ -259,9 +259,14 @@ def inspect_json(info: ContainerInfo, driver: str) -> dict[str, Any]:
         "LogPath": str(folder.join("output.log")) if folder is not None else "", "Name": "/" + info.name,
         "RestartCount": info.restart_count, "Driver": driver, "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config_json(info),
-        "GraphDriver": {"Data": None, "Name": driver}, "Mounts": [], "Config": config_json(info),
+        "GraphDriver": {"Data": None, "Name": driver}, "Mounts": mounts_json(info), "Config": config_json(info),
         "NetworkSettings": network_settings_json(info),
     }
+
+
+def mounts_json(info: ContainerInfo) -> list[dict[str, Any]]:
+    from .volumes import mounts_json as volume_mounts
+    return volume_mounts(info)
 
 
 def summary_json(info: ContainerInfo, *, size: bool = False, now_ns: int | None = None) -> dict[str, Any]:
@@ -274,7 +279,7 @@ def summary_json(info: ContainerInfo, *, size: bool = False, now_ns: int | None 
         "ImageID": info.image_id, "Command": " ".join([path, *args]).strip(), "Created": info.created_ns // 10 ** 9,
         "Ports": [], "Labels": config.get("Labels") or {}, "State": info.state.docker,
         "Status": status_text(info, now_ns), "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": {}}, "Mounts": mounts_json(info),
     }
     if size:
         out["SizeRw"] = 0

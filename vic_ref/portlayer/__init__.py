@@ -36,7 +36,10 @@ class PortLayer:
         self.names = NameTable()
         self.events = EventBus()
         self.storage = storage if storage is not None else self._make_storage(op)
+        self.volumes = self._make_volumes(op)
         self.exec = Exec(session, vch_config, self.names, self.events, self.storage)
+        from .network import Network
+        self.network = Network(session, vch_config, self.exec, self.events)
         from .interaction import Interaction
         # asyncio-native: started by whoever serves the Docker API, on its event loop (`await interaction.start()`)
         self.interaction = Interaction(self.exec, docker_port=vch_config.docker.port)
@@ -47,6 +50,8 @@ class PortLayer:
             self.storage.set_usage(self._image_usage)
         if hasattr(self.storage, "set_event_listener"):
             self.storage.set_event_listener(self._image_event)
+        if self.volumes is not None:
+            self.volumes.set_usage(self._volume_usage)
 
     def _image_usage(self, op: Operation, image_id: str) -> list:
         from .storage import ContainerUse
@@ -54,6 +59,16 @@ class PortLayer:
 
     def _image_event(self, op: Operation, action: str, ident: str, attributes: dict) -> None:
         self.events.image(op, action, ident, **(attributes or {}))
+
+    def _volume_usage(self, op: Operation, name: str) -> list[str]:
+        """IDs of the containers whose executor config mounts the volume (VIC's volume-in-use rule)."""
+        return [info.id for info in self.exec.list() if name in info.config.mounts]
+
+    def _make_volumes(self, op: Operation):
+        """The volume stores (`storage/volumes.py`), sharing the image store's appliance disks."""
+        from .storage.volumes import VolumeStores
+        return VolumeStores(op, self.session, self.config, self.guest_channel,
+                            disks=getattr(self.storage, "disks", None))
 
     def _make_storage(self, op: Operation):
         try:
@@ -80,13 +95,17 @@ class PortLayer:
             start = getattr(self.storage, "start", None)
             if callable(start):
                 start(op)
+            if self.volumes is not None:
+                self.volumes.start(op)
             self.exec.open(op)
+            self.network.start(op)  # after exec: endpoints come from the containers
             self._started = True
             op.info("port layer started: %d containers, %d names", len(self.exec), len(self.names))
 
     def close(self, op: Operation) -> None:
         began = time.monotonic()
         with self._start_lock:
+            self.network.close(op)
             self.exec.close(op)
             close = getattr(self.storage, "close", None)
             if callable(close):

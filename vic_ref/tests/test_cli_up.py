@@ -108,7 +108,7 @@ def test_the_appliance_vm_in_vsphere(first):
     config = seen["config"]
     assert config.name == first.name and config.docker.port == first.docker_port
     assert config.connection.target == first.vsphere_url and config.connection.token == first.vsphere_password
-    assert config.storage.volume_stores == {"default": "[LocalDS_0] volumes"}
+    assert config.storage.volume_stores == {"default": "[LocalDS_0] VIC"}  # --volume-store LocalDS_0/VIC:default
     assert first.guest_log.is_file()
 
 

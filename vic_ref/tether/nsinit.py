@@ -393,16 +393,22 @@ def report_started(report: Report, pid: int, master: int | None) -> None:
 def run_init(spec: dict, report: Report) -> int:
     """PID 1 of the container: build the root filesystem, start the process, reap everything until it ends."""
     set_pdeathsig(signal.SIGKILL)
+    volumes = _mounts()
     try:
         setup_rootfs(spec)
+        attached = volumes.attach(spec.get("volumes") or [], spec["rootfs"])
         if spec.get("hostname"):
             sethostname(spec["hostname"])
         os.chroot(spec["rootfs"])
         os.chdir("/")
+        volumes.mount_all(attached)
         pid, master = launch(spec)
     except LaunchError as err:
         report.send(error=str(err), code=err.code)
         return err.code
+    except volumes.MountError as err:
+        report.send(error=str(err), code=125)
+        return 125
     except OSError as err:
         report.send(error=f"container setup failed: {err}", code=125)
         return 125
@@ -417,6 +423,15 @@ def run_init(spec: dict, report: Report) -> int:
             code = exit_code(status)
             report.send(exit=code)
             return code
+
+
+def _mounts():
+    """The volume mounts module (`mounts.py` beside this file; a sibling module when run as a script)."""
+    try:
+        from . import mounts
+    except ImportError:
+        import mounts  # type: ignore[no-redef]
+    return mounts
 
 
 def run_primary(spec: dict, report: Report) -> int:

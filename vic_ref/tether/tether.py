@@ -41,6 +41,7 @@ from ..guest import ChannelClosed, GuestChannel, GuestChannelError, Operation
 from ..guest.channel import guest_dir
 from .attach import AttachServer, set_window_size
 from .logfile import STDERR, STDOUT, OutputLog
+from .mounts import MountError, volume_specs
 
 log = logging.getLogger("vic_ref.tether")
 
@@ -288,6 +289,7 @@ class Tether:
         """Write hostname, hosts (and resolv.conf when the config names nameservers); the binds over the image's."""
         etc = os.path.join(self.scratch, "tether", "etc")
         os.makedirs(etc, exist_ok=True)
+        self.etc_layers = layers  # a reload rewrites the files in place (the bind mounts show the new content)
         hostname = self.hostname()
         short = hostname.split(".", 1)[0]
         binds = []
@@ -308,6 +310,9 @@ class Tether:
                 names.append(old_name)
         lines.append("127.0.1.1\t" + " ".join(names))
         lines.append("::1\t" + " ".join(names))
+        for net, endpoint in sorted(self.config.networks.items()):
+            if endpoint.ip is not None:
+                lines.append(f"{endpoint.ip.ip}\t{net}.localhost")  # VIC's updateHosts
         with open(os.path.join(etc, "hosts"), "w") as handle:
             handle.write("\n".join(lines) + "\n")
         binds.append([os.path.join(etc, "hosts"), "/etc/hosts"])
@@ -345,9 +350,14 @@ class Tether:
         if os.path.isdir(work):
             subprocess.run(["rm", "-rf", work], check=False)
         self.rootfs = os.path.join(base, "rootfs")
+        try:
+            volumes = volume_specs(self.config.mounts, self.channel)
+        except MountError as err:
+            self.launch_failed(run, str(err), 125)
+            return
         spec = self.process_spec(run.config)
         spec.update(mode="primary", rootfs=self.rootfs, lower=lower, upper=upper, work=work,
-                    binds=self.etc_files([upper, *lower]))
+                    binds=self.etc_files([upper, *lower]), volumes=volumes)
         self.spawn(run, spec)
 
     def process_spec(self, session: SessionConfig) -> dict:
@@ -542,6 +552,8 @@ class Tether:
         added: list[str] = []
         with self._lock:
             self.load()
+            if getattr(self, "etc_layers", None) is not None:
+                self.etc_files(self.etc_layers)  # a network connect or disconnect changes hosts and resolv.conf
             for eid, session in self.config.execs.items():
                 if eid in self.sessions or not session.active or session.started:
                     continue

@@ -42,6 +42,9 @@ class Handle:
         self.device_changes: list[Any] = []
         self.target_state: str | None = None
         self.reload = False  # send the tether `reload` after the commit (when running)
+        # guest-visible key prefixes this commit may write while the VM runs (keys only the VCH writes, e.g. a
+        # network connect's endpoint: nothing of the guest's is lost)
+        self.running_writable: tuple[str, ...] = ()
 
     @classmethod
     def for_snapshot(cls, snapshot: Snapshot) -> Handle:
@@ -66,8 +69,11 @@ class Handle:
     # -- joins that belong to the handle itself -------------------------------------------------------------------
     def rename(self, name: str, display_name: str) -> Handle:
         """The container becomes `name`: the hidden `common/name` and the VM display name, in one commit."""
+        from ..network.aliases import rename as rename_aliases
+        old = self.config.common.name
         self.config.common.name = name
         self.display_name = display_name
+        rename_aliases(self.config, old, name)  # `<scope>:<old>` → `<scope>:<new>` on every network, same commit
         return self
 
     def set_target_state(self, state: str | None) -> Handle:
@@ -87,7 +93,7 @@ class Handle:
         for key, value in diff(self.snapshot.extra, encode(self.config)):
             hidden = not key.startswith(GUESTINFO_PREFIX)
             volatile = is_non_persistent(key)
-            if running and not (hidden or volatile):
+            if running and not (hidden or volatile or key.startswith(self.running_writable)):
                 continue
             if not running and volatile:
                 continue

@@ -381,6 +381,9 @@ class Exec(Lifecycle, Sessions):
         spec = vmspec.create_spec(handle.config, placement=creation.placement, devices=creation.devices,
                                   vch_id=self.config.id, num_cpus=creation.num_cpus, memory=creation.memory_mb,
                                   version=self.config.version)
+        if handle.device_changes:
+            # devices joined to the new container (its volumes' disks) go in the same CreateVM_Task
+            spec.deviceChange = list(spec.deviceChange or []) + list(handle.device_changes)
         vm = None
         try:
             vm = vmops.run_task(self.session, op, inv.folder, "CreateVM_Task", config=spec, pool=inv.pool)

@@ -90,7 +90,51 @@ def wait_for_power_off(session: Session, op: Operation, vm, timeout: float) -> b
 
 
 def power_on(session: Session, op: Operation, vm) -> None:
-    run_task(session, op, vm, "PowerOnVM_Task")
+    """Power on; a disk another running VM holds (a volume) is VIC's DevicesInUseError: `device <id> in use`."""
+    try:
+        run_task(session, op, vm, "PowerOnVM_Task")
+    except errors.VicError as err:
+        locked = locked_disks(err.fault)
+        if not locked:
+            raise
+        from ..storage.volumes import volume_of_disk
+        raise DevicesInUse([volume_of_disk(path) for path in locked], fault=err.fault, op_id=op.id) from err
+
+
+class DevicesInUse(errors.Conflict):
+    """VIC's DevicesInUseError: a power on refused because another running VM holds these disks."""
+
+    def __init__(self, devices: list[str], **kwargs):
+        super().__init__(f"device {','.join(devices)} in use", **kwargs)
+        self.devices = devices
+
+
+def locked_disks(fault) -> list[str]:
+    """The disk files a GenericVmConfigFault `msg.fileio.lock` names (VIC's vm.LockedDisks), else []."""
+    messages = getattr(fault, "faultMessage", None) or []
+    if not any(getattr(m, "key", "") == "msg.fileio.lock" for m in messages):
+        return []
+    out = []
+    for message in messages:
+        if getattr(message, "key", "") == "msg.disk.noBackEnd":
+            for arg in getattr(message, "arg", None) or []:
+                if arg.value and str(arg.value) not in out:
+                    out.append(str(arg.value))
+    return out
+
+
+def detach_independent_disks(session: Session, op: Operation, vm) -> list[str]:
+    """Remove the VM's independent disks (volumes) from it, files kept, so a destroy leaves them on the datastore
+    (VIC DeleteExceptDisks). The files detached."""
+    devices = session.retrieve_one(op, vm, ["config.hardware.device"]).get("config.hardware.device") or []
+    disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)
+             and str(getattr(d.backing, "diskMode", "") or "").startswith("independent")]
+    if not disks:
+        return []
+    spec = vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="remove", device=d)
+                                           for d in disks])
+    run_task(session, op, vm, "ReconfigVM_Task", spec=spec)
+    return [d.backing.fileName for d in disks]
 
 
 def power_off(session: Session, op: Operation, vm) -> bool:
@@ -105,14 +149,17 @@ def power_off(session: Session, op: Operation, vm) -> bool:
 
 
 def destroy(session: Session, op: Operation, vm) -> None:
-    """Destroy the VM; already gone is fine. A VM found powered on is powered off first."""
+    """Destroy the VM; already gone is fine. A VM found powered on is powered off first. Its independent disks
+    (volumes) are detached first: they outlive the VM."""
     try:
+        detach_independent_disks(session, op, vm)
         run_task(session, op, vm, "Destroy_Task")
     except errors.NotFound:
         return
     except errors.InvalidState:
         power_off(session, op, vm)
         try:
+            detach_independent_disks(session, op, vm)
             run_task(session, op, vm, "Destroy_Task")
         except errors.NotFound:
             return
@@ -153,4 +200,5 @@ def guest_program(session: Session, op: Operation, vm, container_id: str, progra
 
 
 __all__ = ["PROPERTIES", "run_task", "read", "wait_until", "wait_for_power_off", "power_on", "power_off", "destroy",
-           "delete_folder", "folder_exists", "guest_program"]
+           "delete_folder", "folder_exists", "guest_program", "DevicesInUse", "locked_disks",
+           "detach_independent_disks"]

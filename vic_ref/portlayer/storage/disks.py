@@ -180,18 +180,19 @@ class ApplianceDisks:
     # -- attach / detach ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def new_disk(self, op: Operation, path: DatastorePath, parent: DatastorePath | None = None, *,
-                 capacity_kb: int = 0, label: str = "", destroy: bool = False) -> Iterator[AttachedDisk]:
+                 capacity_kb: int = 0, label: str = "", destroy: bool = False,
+                 disk_mode: str = "persistent") -> Iterator[AttachedDisk]:
         """Create a disk (a child of `parent`) attached to the appliance VM; yield it as the guest sees it; detach
         it afterwards (and delete its files when `destroy`). On failure the new disk is detached."""
         with self._slots:
-            self._add(op, path, parent, capacity_kb, label)
+            self._add(op, path, parent, capacity_kb, label, disk_mode)
             try:
                 yield self._find(op, path)
             finally:
                 self.detach(op, path, destroy=destroy)
 
     def _add(self, op: Operation, path: DatastorePath, parent: DatastorePath | None, capacity_kb: int,
-             label: str) -> None:
+             label: str, disk_mode: str = "persistent") -> None:
         with self._reconfigure:
             devices = self.devices(op)
             changes = []
@@ -207,7 +208,7 @@ class ApplianceDisks:
             if not free:
                 raise errors.Busy(f"no free unit on the appliance's SCSI controller for {path}", op_id=op.id)
             backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                fileName=str(path), diskMode="persistent", thinProvisioned=True)
+                fileName=str(path), diskMode=disk_mode, thinProvisioned=True)
             if parent is not None:
                 backing.parent = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=str(parent))
             disk = vim.vm.device.VirtualDisk(
