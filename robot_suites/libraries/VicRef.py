@@ -1,0 +1,247 @@
+"""Robot Framework keywords for the vic-ref suites: a VCH to run against, the docker CLI, interactive terminals.
+
+Target: by default `Start VCH` runs `vic-ref up` (embedded sim + VCH) in a temporary folder, starts Debian's
+docker-registry and pushes the busybox test image to it. To run the same suites against another VCH (a real one on
+vCenter), set `VIC_REF_DOCKER_HOST` (plus `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` if it uses TLS) and
+`VIC_REF_BUSYBOX` (an image reference that VCH can pull); then nothing is started here.
+
+Keywords are thin (one docker CLI call each), as VIC's own suites are: `Run Docker` returns the exit code and the
+combined output, like VIC's `Run And Return Rc And Output  docker %{VCH-PARAMS} ...`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pexpect
+from robot.api import logger
+from robot.api.deco import keyword, library
+
+from vic_ref.testing.processes import processes_running, zombies, zombies_in_namespace_of
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@library(scope="GLOBAL", auto_keywords=False)
+class VicRef:
+    def __init__(self) -> None:
+        self._root: Path | None = None
+        self._vch = None
+        self._registry = None
+        self._env: dict[str, str] = {}
+        self._busybox = ""
+        self._terminals: list[pexpect.spawn] = []
+
+    # -- the target ---------------------------------------------------------------------------------------------------
+    @keyword
+    def start_vch(self) -> str:
+        """Start (or, with VIC_REF_DOCKER_HOST, find) the VCH the suite runs against; its DOCKER_HOST."""
+        if self._env:
+            return self._env["DOCKER_HOST"]
+        config = Path(tempfile.mkdtemp(prefix="vic-ref-robot-docker-config-"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_CONFIG"] = str(config)
+        external = os.environ.get("VIC_REF_DOCKER_HOST")
+        if external:
+            env["DOCKER_HOST"] = external
+            for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+                if os.environ.get(name):
+                    env[name] = os.environ[name]
+            self._busybox = os.environ.get("VIC_REF_BUSYBOX", "busybox")
+            self._root = config
+        else:
+            from vic_ref.testing.registry import push_busybox, start_registry
+            from vic_ref.testing.vch import start_vch
+            self._root = Path(tempfile.mkdtemp(prefix="vic-ref-robot-"))
+            self._registry = start_registry(self._root / "registry")
+            self._busybox = push_busybox(self._registry).reference
+            self._vch = start_vch(self._root / "vch")
+            env.update({k: v for k, v in self._vch.values.items() if k.startswith("DOCKER_")})
+            env["DOCKER_CONFIG"] = str(config)
+        self._env = env
+        logger.info(f"VCH at {env['DOCKER_HOST']}, busybox image {self._busybox}")
+        return env["DOCKER_HOST"]
+
+    @keyword
+    def stop_vch(self) -> None:
+        """Stop what `Start VCH` started (nothing for an external VCH) and close open terminals."""
+        for child in self._terminals:
+            if child.isalive():
+                child.terminate(force=True)
+        self._terminals.clear()
+        if self._vch is not None:
+            self._vch.stop()
+            self._vch = None
+        if self._registry is not None:
+            self._registry.stop()
+            self._registry = None
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+        self._env = {}
+
+    @keyword
+    def busybox_image(self) -> str:
+        """The busybox image reference the suites pull and run (pulled into the VCH on first use)."""
+        self._require()
+        return self._busybox
+
+    @keyword
+    def restart_vch(self) -> None:
+        """Stop the embedded VCH's appliance process and power the appliance on again (state comes back from
+        vSphere). Only for the embedded target."""
+        if self._vch is None:
+            raise AssertionError("Restart VCH needs the embedded target (VIC_REF_DOCKER_HOST is set)")
+        from urllib.parse import urlsplit
+
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVim.task import WaitForTask
+        from pyVmomi import vim
+        url = urlsplit(self._vch.vsphere_url)
+        si = SmartConnect(host=url.hostname, port=url.port, user=self._vch.vsphere_user,
+                          pwd=self._vch.vsphere_password, protocol=url.scheme, disableSslCertValidation=True)
+        try:
+            content = si.RetrieveContent()
+            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+            (appliance,) = [vm for vm in view.view if vm.name == self._vch.name]
+            view.DestroyView()
+            WaitForTask(appliance.PowerOffVM_Task())
+            WaitForTask(appliance.PowerOnVM_Task())
+        finally:
+            Disconnect(si)
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        while self.run_docker("version")[0] != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("the VCH did not answer again after its restart")
+            time.sleep(0.5)
+
+    # -- the docker CLI ------------------------------------------------------------------------------------------------
+    @keyword
+    def run_docker(self, *args: str, stdin: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        """`docker <args>`: (exit code, stdout and stderr together, without the final newline)."""
+        rc, out, err = self.run_docker_separately(*args, stdin=stdin, timeout=timeout)
+        return rc, (out + err).rstrip("\n")
+
+    @keyword
+    def run_docker_separately(self, *args: str, stdin: str | None = None,
+                              timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str, str]:
+        """`docker <args>`: (exit code, stdout, stderr). The output is as docker wrote it (a tty's `\\r\\n` kept)."""
+        self._require()
+        logger.info("docker " + " ".join(args))
+        try:
+            done = subprocess.run(["docker", *args], env=self._env,
+                                  input=None if stdin is None else stdin.encode(), capture_output=True,
+                                  timeout=float(timeout))
+        except subprocess.TimeoutExpired as err:
+            raise AssertionError(f"docker {' '.join(args)} took more than {timeout}s") from err
+        out = done.stdout.decode("utf-8", "replace")
+        err = done.stderr.decode("utf-8", "replace")
+        logger.info(f"rc={done.returncode}\nstdout:\n{out}\nstderr:\n{err}")
+        return done.returncode, out, err
+
+    @keyword
+    def docker_should_succeed(self, *args: str, stdin: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """`docker <args>` must exit 0; its stdout without the final newline."""
+        rc, out, err = self.run_docker_separately(*args, stdin=stdin, timeout=timeout)
+        if rc != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {rc}: {err.strip() or out.strip()}")
+        return out.rstrip("\n")
+
+    @keyword
+    def remove_all_containers(self) -> None:
+        ids = self.docker_should_succeed("ps", "-aq").split()
+        if ids:
+            self.docker_should_succeed("rm", "-f", *ids)
+
+    # -- terminals (a pty for the CLI, as a user at a terminal has) ----------------------------------------------------
+    @keyword
+    def start_terminal(self, *args: str, rows: int = 24, cols: int = 80) -> pexpect.spawn:
+        """Start `docker <args>` on a pty of its own (for -t, attach, exec -it); a handle for the keywords below."""
+        self._require()
+        child = pexpect.spawn("docker", list(args), env=self._env, dimensions=(int(rows), int(cols)),
+                              timeout=DEFAULT_TIMEOUT, encoding="utf-8", codec_errors="replace")
+        self._terminals.append(child)
+        return child
+
+    @keyword
+    def type_line(self, terminal: pexpect.spawn, text: str) -> None:
+        terminal.sendline(text)
+
+    @keyword
+    def type_control(self, terminal: pexpect.spawn, key: str) -> None:
+        """Type Ctrl+`key` (e.g. `p`, `q`, `d`)."""
+        terminal.sendcontrol(key)
+
+    @keyword
+    def terminal_should_show(self, terminal: pexpect.spawn, pattern: str, timeout: float = 60) -> str:
+        """Wait until the terminal shows `pattern` (a regular expression); what came before it."""
+        try:
+            terminal.expect(pattern, timeout=float(timeout))
+        except (pexpect.TIMEOUT, pexpect.EOF) as err:
+            raise AssertionError(f"the terminal did not show {pattern!r}; it showed {terminal.before!r}") from err
+        return terminal.before + terminal.after
+
+    @keyword
+    def resize_terminal(self, terminal: pexpect.spawn, rows: int, cols: int) -> None:
+        terminal.setwinsize(int(rows), int(cols))
+
+    @keyword
+    def terminal_should_exit_with(self, terminal: pexpect.spawn, code: int, timeout: float = 60) -> None:
+        status = self.wait_for_terminal_exit(terminal, timeout)
+        if status != int(code):
+            raise AssertionError(f"exit code {status}, expected {code}")
+
+    @keyword
+    def wait_for_terminal_exit(self, terminal: pexpect.spawn, timeout: float = 60) -> int | None:
+        """Wait until the terminal's command ends; its exit code (None if a signal ended docker itself)."""
+        try:
+            terminal.expect(pexpect.EOF, timeout=float(timeout))
+        except pexpect.TIMEOUT as err:
+            raise AssertionError(f"the terminal's command did not end; it showed {terminal.before!r}") from err
+        terminal.close()
+        return terminal.exitstatus
+
+    # -- the host's view ----------------------------------------------------------------------------------------------
+    @keyword
+    def container_should_have_no_zombies(self, marker: str) -> None:
+        """No zombie in the PID namespace of the process whose command line has `marker` (spaces as in argv), nor
+        below any tether. Only for the embedded target (containers are processes on this machine)."""
+        pids = processes_running(marker.replace(" ", "\0").encode())
+        if len(pids) != 1:
+            raise AssertionError(f"{len(pids)} processes run {marker!r}")
+        left = zombies_in_namespace_of(pids[0]) + zombies()
+        if left:
+            raise AssertionError("zombies: " + "; ".join(left))
+
+    @keyword
+    def should_be_a_timestamped_line(self, line: str, text: str) -> None:
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z " + re.escape(text), line):
+            raise AssertionError(f"{line!r} is not an RFC 3339 timestamp with nanoseconds and {text!r}")
+
+    def _require(self) -> None:
+        if not self._env:
+            raise AssertionError("no VCH: call Start VCH first (in Suite Setup)")
+
+    # -- volumes (1-19..1-22) ------------------------------------------------------------------------------------------
+    @keyword
+    def push_volume_test_images(self) -> dict:
+        """Busybox images with VOLUME lines (`vol-example`: /etc/example with testfile.txt; `vol-mongo`: /data/db and
+        /data/configdb, as mongo's), pushed to the embedded registry: {name: reference}. With an external target,
+        VIC_REF_VOLUME_EXAMPLE / VIC_REF_VOLUME_MONGO name images it can pull."""
+        self._require()
+        if self._registry is None:
+            return {"vol-example": os.environ.get("VIC_REF_VOLUME_EXAMPLE", ""),
+                    "vol-mongo": os.environ.get("VIC_REF_VOLUME_MONGO", "")}
+        from vic_ref.testing.registry import busybox_layer
+        from vic_ref.testing.volume_images import push_volume_images
+        return {name: image.reference for name, image in push_volume_images(self._registry, busybox_layer()).items()}
+
+    @keyword
+    def vch_is_running(self) -> bool:
+        """Whether `Start VCH` has a VCH up already (a suite run alone starts and stops its own)."""
+        return bool(self._env)
