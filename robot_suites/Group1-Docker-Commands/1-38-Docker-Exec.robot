@@ -65,8 +65,13 @@ Exec Returns The Exit Code Of Its Command
     Should Be Equal As Integers    ${rc}    1
     ${rc}    ${out}=    Run Docker    exec    x38-host    /NonExisting
     Should Be Equal As Integers    ${rc}    127
+    Should Contain    ${out}    exec: "/NonExisting": stat /NonExisting: no such file or directory
+    ${rc}    ${out}=    Run Docker    exec    x38-host    nosuchcmd
+    Should Be Equal As Integers    ${rc}    127
+    Should Contain    ${out}    exec: "nosuchcmd": executable file not found in $PATH
     ${rc}    ${out}=    Run Docker    exec    x38-host    /etc/passwd
     Should Be Equal As Integers    ${rc}    126
+    Should Contain    ${out}    exec: "/etc/passwd": permission denied
 
 Exec Takes Environment, Working Directory And User
     [Teardown]    Run Docker    rm    -f    x38-env
@@ -127,10 +132,6 @@ Orphans Of An Exec Are Reaped
 
 Execs End When Their Container Stops
     [Documentation]    Execs still running when the container is stopped end with it, killed (137).
-    ...
-    ...    Known vic-ref race: now and then one of them reports exit code 0 (the exec's end is not recorded before
-    ...    the container VM powers off). The case is then reported as skipped, once the execs have ended.
-    [Tags]    known-issue
     [Teardown]    Run Docker    rm    -f    x38-ending
     Docker Should Succeed    run    -d    --name    x38-ending    ${BUSYBOX}    sleep    600
     @{terms}=    Create List
@@ -146,9 +147,8 @@ Execs End When Their Container Stops
         Append To List    ${codes}    ${code}
     END
     FOR    ${code}    IN    @{codes}
-        Should Be True    $code in (0, 137)    the execs ended with ${codes}, expected 137 each
+        Should Be Equal As Integers    ${code}    137    the execs ended with ${codes}, expected 137 each
     END
-    Skip If    0 in $codes    known vic-ref race: the execs ended with ${codes}, expected 137 each
 
 Exec In A Stopped Container Is Refused
     [Teardown]    Run Docker    rm    -f    x38-stopped

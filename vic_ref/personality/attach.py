@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import threading
 import time
 from typing import Any
 
@@ -131,8 +132,9 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
 
     At the client's end of stdin the session's stdin is closed with `close_stdin` (Docker: exec, and attach of a
     StdinOnce container without a tty); otherwise the attach ends there and the process keeps its stdin. Typing
-    `detach_keys` (tty only, as Docker) ends the attach too. `before_close` is awaited once the output has ended,
-    before the client sees the end of the stream (exec: the exit code must be known when the CLI asks)."""
+    `detach_keys` (tty only, as Docker) ends the attach too. `before_close` is awaited once the attach has ended,
+    before the client sees the end of the stream (exec: the exit code must be known when the CLI asks); bytes it
+    returns go to the client as stdout (exec: Docker's text of a failed launch)."""
     app = request.app
     interaction = portlayer(request).interaction
     op = common.operation(request)
@@ -205,14 +207,18 @@ async def pump(request: web.Request, sid: str, *, tty: bool, stdin: bool, stdout
             await asyncio.wait([output, detach], return_when=asyncio.FIRST_COMPLETED)
             if output.done():
                 output.result()
-                if before_close is not None:
-                    await before_close()
         finally:
             for task in (closer, output, detach):
                 task.cancel()
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
+        if before_close is not None and not detached.is_set() and not writer.transport.is_closing():
+            with contextlib.suppress(Exception):
+                last_words = await before_close()
+                if last_words:
+                    writer.write(last_words if tty else frame(1, last_words))
+                    await writer.drain()
         if stream is not None:
             _unregister(app, sid, stream)
             stream.close()
@@ -242,11 +248,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
     keys = detach_sequence(request.query.get("detachKeys") or DEFAULT_DETACH_KEYS)
     session = info.session
     tty = bool(session.tty) if session is not None else False
+    blocks = request.app[RUN_BLOCKS]
     blocked = False
     if not info.running:
         # the process must wait for us (VIC Bind's RunBlock); only a stopped VM's config can take it
         try:
-            await call(request, pl.exec.set_run_block, info.id, True)
+            await call(request, blocks.hold, pl, info.id)
             blocked = True
         except errors.VicError as err:
             common.operation(request).warning("attach %s: no RunBlock: %s", info.id[:12], err)
@@ -262,26 +269,65 @@ async def attach(request: web.Request) -> web.StreamResponse:
         return container.exits == since_exits
 
     stored = views.decode_annotation(info.annotations, views.CONFIG_ANNOTATION, {}) or {}
+    host = views.decode_annotation(info.annotations, views.HOSTCONFIG_ANNOTATION, {}) or {}
+    console = host.get("ConsoleSize") or [0, 0]
+    if tty and cid not in request.app[SIZES] and len(console) == 2 and all(console):
+        # `run -it` sends its terminal's size with the create: the pty has it before the process starts
+        request.app[SIZES][cid] = (int(console[1]), int(console[0]))
     try:
         await pump(request, cid, tty=tty, stdin=bool_param(request, "stdin"), stdout=bool_param(request, "stdout"),
                    stderr=bool_param(request, "stderr"), running=running,
                    close_stdin=bool(stored.get("StdinOnce")), detach_keys=keys)
     finally:
         if blocked:
-            request.app[common.CALLS].submit(_clear_run_block, pl, cid)
+            request.app[common.CALLS].submit(blocks.release, pl, cid)
     return web.StreamResponse(status=101)
 
 
-def _clear_run_block(pl, cid: str) -> None:
-    """Once the container is off again, a plain start must not wait for an attach."""
-    op = Operation.new(f"clear RunBlock of {cid[:12]}")
-    try:
-        container = pl.exec.find(cid)
-        container.wait_for(lambda c: c.removed or not c.snapshot.powered_on, 60)
-        if not container.removed:
-            pl.exec.set_run_block(op, cid, False)
-    except errors.VicError as err:
-        op.debug("RunBlock of %s stays: %s", cid[:12], err)
+class RunBlocks:
+    """RunBlock of stopped containers that an attach waits on. Set when an attach comes, cleared once the container
+    is off again and no attach holds it any more (a plain `docker start` must not wait), under one lock: a clear
+    left over from the previous `start -a` must not undo the RunBlock the next attach relies on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: dict[str, int] = {}
+
+    def hold(self, op: Operation, pl, cid: str) -> None:
+        with self._lock:
+            self._holders[cid] = self._holders.get(cid, 0) + 1
+            try:
+                pl.exec.set_run_block(op, cid, True)
+            except BaseException:
+                self._drop(cid)
+                raise
+
+    def release(self, pl, cid: str) -> None:
+        op = Operation.new(f"clear RunBlock of {cid[:12]}")
+        try:
+            container = pl.exec.find(cid)
+            container.wait_for(lambda c: c.removed or not c.snapshot.powered_on, 60)
+        except errors.VicError as err:
+            op.debug("RunBlock of %s stays: %s", cid[:12], err)
+            container = None
+        with self._lock:
+            self._drop(cid)
+            if container is None or container.removed or self._holders.get(cid):
+                return
+            try:
+                pl.exec.set_run_block(op, cid, False)
+            except errors.VicError as err:
+                op.debug("RunBlock of %s stays: %s", cid[:12], err)
+
+    def _drop(self, cid: str) -> None:
+        left = self._holders.get(cid, 1) - 1
+        if left > 0:
+            self._holders[cid] = left
+        else:
+            self._holders.pop(cid, None)
+
+
+RUN_BLOCKS: web.AppKey = web.AppKey("run_blocks", RunBlocks)
 
 
 async def _resize(request: web.Request, sid: str) -> None:
@@ -357,16 +403,22 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(Exception):
                 await interaction.refresh(await interaction.link(cid, 1))
 
-    async def exit_code_known() -> None:
+    async def exit_code_known() -> bytes:
         # the CLI asks exec inspect for the exit code once the stream ends: the tether's report comes first
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if pl.exec.exec_info(eid).exit_code is not None:
-                    return
+                info = pl.exec.exec_info(eid)
             except errors.NotFound:
-                return
+                return b""
+            if info.exit_code is not None:
+                started = info.session.started
+                if started not in ("", "true"):  # the launch failed: Docker writes its error to the stream
+                    return f"OCI runtime exec failed: exec failed: unable to start container process: " \
+                           f"{started}: unknown\r\n".encode()
+                return b""
             await asyncio.sleep(0.05)
+        return b""
 
     await pump(request, eid, tty=bool(session.tty), stdin=wanted["stdin"], stdout=wanted["stdout"],
                stderr=wanted["stderr"], running=running, on_wait=refresh_ids, before_close=exit_code_known)
@@ -399,6 +451,7 @@ def add_routes(app: web.Application) -> None:
     app[STREAMS] = {}
     app[SIZES] = {}
     app[EXEC_ATTACH] = {}
+    app[RUN_BLOCKS] = RunBlocks()
     add = common.add_route
     add(app, "POST", "/containers/{name}/attach", attach)
     add(app, "POST", "/containers/{name}/resize", resize)

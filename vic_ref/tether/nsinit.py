@@ -48,7 +48,9 @@ import os
 import signal
 import socket
 import stat
+import struct
 import sys
+import termios
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -374,6 +376,8 @@ def launch(spec: dict) -> tuple[int, int | None]:
     master = slave = None
     if spec.get("tty"):
         master, slave = open_pty(ids[0])
+        if spec.get("window_size"):  # (rows, cols, width px, height px)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *spec["window_size"]))
     try:
         return spawn(executable, args, env, ids, cwd, slave), master
     except BaseException:

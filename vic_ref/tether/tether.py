@@ -369,6 +369,9 @@ class Tether:
     def spawn(self, run: Running, spec: dict) -> None:
         # a socket, not a pipe: a tty session's pty master comes back on it (nsinit opens the pty in the container)
         report_sock, report_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        size = getattr(run, "window_size", None)
+        if run.config.tty and size:
+            spec = {**spec, "window_size": list(size)}  # the pty has the client's size before the process starts
         spec_fd = os.memfd_create("nsinit-spec", 0)
         os.write(spec_fd, json.dumps({**spec, "report_fd": report_w.fileno()}).encode())
         os.lseek(spec_fd, 0, os.SEEK_SET)

@@ -102,10 +102,12 @@ class Sessions:
         started = session.started == "true"
         stopped = bool(session.detail.stop_time) and session.detail.stop_time >= session.detail.start_time
         running = snap.powered_on and started and not stopped
-        exit_code = session.exit_status if (stopped or not snap.powered_on) and started else None
+        exit_code = session.exit_status if stopped and started else None
+        if started and not stopped and not snap.powered_on:
+            exit_code = 137  # the container stopped under it before its own end was written: killed, as in Docker
         if session.started not in ("", "true"):
-            exit_code = 126 if "permission denied" in session.started else 127 if "no such" in session.started \
-                else 1
+            exit_code = 126 if "permission denied" in session.started else 127 if (
+                "no such" in session.started or "not found" in session.started) else 1
         return ExecInfo(eid, container.id, running, exit_code, session)
 
     def set_run_block(self: Exec, op: Operation, ref: str, value: bool) -> None:

@@ -89,12 +89,12 @@ def parse_since(text: str | None) -> int:
 
 def select(entries: Iterable[Entry], *, stdout: bool = True, stderr: bool = True, since_ns: int = 0,
            until_ns: int = 0, tail: int | None = None) -> list[Entry]:
-    """Docker's filters: the wanted streams, since < time (≤ until), then the last `tail` records."""
+    """Docker's filters: the wanted streams, since ≤ time ≤ until, then the last `tail` records."""
     out = []
     for entry in entries:
         if entry.stream == STDOUT and not stdout or entry.stream == STDERR and not stderr:
             continue
-        if since_ns and entry.time_ns and entry.time_ns <= since_ns:
+        if since_ns and entry.time_ns and entry.time_ns < since_ns:  # Docker keeps a line stamped at `since`
             continue
         if until_ns and entry.time_ns and entry.time_ns > until_ns:
             continue
