@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+COMPOSE_VENV ?= $(VENV)-compose
 DEB_PACKAGES := busybox-static docker-registry e2fsprogs iproute2 util-linux
 PYTEST_ARGS ?=
 
@@ -20,6 +21,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	@test -x $(COMPOSE_VENV)/bin/python || python3 -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/pip install -q $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["compose"]))')
 	@touch $(STAMP)
 
 run: install
@@ -48,4 +51,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) work robot_suites/output bench/.results
+	rm -rf $(VENV) $(COMPOSE_VENV) work robot_suites/output bench/.results

@@ -200,6 +200,32 @@ class Appliance:
             await asyncio.to_thread(self.session.close, self.op)
 
 
+def select_release(config: VCHConfig, booted: str) -> VCHConfig:
+    """The release this boot runs is the version of the appliance ISO it booted (DESIGN-DECISIONS §5): its data
+    version decides how new containers are written. A config written by a newer release is refused (a downgrade
+    goes through `vic-machine upgrade --rollback`); an older one is read as it is (vic-machine upgrade migrates it).
+    An ISO of a version vic-ref does not know (or none) leaves the config's own version in force."""
+    import dataclasses
+
+    from .config.executor import Build
+    from .migration import release_data_version
+    data_version = release_data_version(booted)
+    if data_version is None:
+        return config
+    if config.plugin_version > data_version:
+        raise errors.InvalidArgument(
+            f"the VCH configuration has data version {config.plugin_version}, newer than appliance {booted} "
+            f"supports ({data_version}): roll back with vic-machine upgrade --rollback")
+    build = config.init.version or Build()
+    if build.version == booted and build.plugin_version == data_version:
+        return config
+    log.info("appliance %s boots a VCH configured for %s (data version %d); running as %s (data version %d)",
+             booted, build.version or "unknown", config.plugin_version, booted, data_version)
+    init = dataclasses.replace(config.init, version=dataclasses.replace(build, version=booted,
+                                                                         plugin_version=data_version))
+    return dataclasses.replace(config, init=init)
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0][:500]
@@ -218,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         config = vchconfig.decode(channel.items("guestinfo."))
         if config.init.debug:
             logging.getLogger().setLevel(logging.DEBUG)
+        config = select_release(config, channel.info.get("version") or "")
         config.validate()
     except ChannelClosed:
         return 0

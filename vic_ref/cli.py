@@ -2,8 +2,9 @@
 
     vic-ref up --workdir DIR [--docker-port N] [--sim-port N] [--tls] [--name NAME] [--export]
 
-starts `vsphere-sim` (a subprocess, state in DIR/sim), deploys the VCH on it (or reuses the one a previous run left
-in DIR), prints
+starts `vsphere-sim` (a subprocess, state in DIR/sim), deploys the VCH on it with `vic-machine create`'s own code
+(`vic_ref.machine.commands.create`; its log lines go to stderr) or reuses the one a previous run left in DIR (powered
+on again, its settings brought to the options given; its release is kept: `vic-machine upgrade` changes that), prints
 
     VSPHERE_URL=...  VSPHERE_USER=...  VSPHERE_PASSWORD=...  DOCKER_HOST=tcp://127.0.0.1:N
     (DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH=DIR/certs with --tls)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -64,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     up.add_argument("--bridge-network-range", default=None, metavar="CIDR",
                     help="the VCH's loopback range for its networks (default: the previous run's, else the first "
                          "free 127.N.0.0/16 from 127.42.0.0/16 on)")
+    up.add_argument("--appliance-version", default=None, metavar="VERSION",
+                    help="deploy an appliance of this release (vic_ref.migration.RELEASES; default: the current "
+                         "one); an existing VCH keeps its own")
     up.add_argument("--volume-store", action="append", default=None, metavar="DS/PATH:NAME",
                     help="a volume store, as vic-machine takes it (repeatable); `default` holds anonymous volumes "
                          f"(default: {DEFAULT_VOLUME_STORE})")
@@ -208,7 +213,7 @@ class Up:
 
     def start(self) -> None:
         from .config import vch as vchconfig
-        from .machine import deploy
+        from .machine import certs, deploy
         from .trace import Operation
         from .vsphere import Session, Target
 
@@ -230,25 +235,59 @@ class Up:
         target = Target(self.sim.url, user, password, datacenter=DATACENTER, compute_resource=COMPUTE_RESOURCE,
                         datastore=DATASTORE, keepalive=None)
         self.session = Session.open(op, target, populate=True)
-        tls = deploy.make_tls(self.workdir / "certs") if args.tls else None
         bridge_range = self._bridge_range(previous)
-        config = vchconfig.new_config(
-            args.name, self.sim.url, user, password, image_store=f"[{DATASTORE}]", datacenter=DATACENTER,
-            compute_resource=COMPUTE_RESOURCE, volume_stores=volume_stores(args.volume_store),
-            port=docker_port, host_cert=tls.server_cert if tls else b"", host_key=tls.server_key if tls else b"",
-            ca_certs=tls.ca_cert if tls else b"", bridge_ip_range=bridge_range)
+        stores = volume_stores(args.volume_store)
+        cert_path = self.workdir / "certs"
         deployed = time.monotonic()
-        self.vch = deploy.ensure(op, self.session, config, timeout=args.timeout,
-                                 ssl_context=tls.client_ssl_context() if tls else None)
+        existing = deploy.find(op, self.session, args.name)
+        if existing is None:
+            self.vch = self._create(op, user, password, stores, bridge_range, docker_port, cert_path)
+        else:
+            if args.appliance_version and args.appliance_version != existing.config.version:
+                log.warning("VCH %s exists at version %s: --appliance-version %s ignored (vic-machine upgrade "
+                            "changes a VCH's version)", args.name, existing.config.version, args.appliance_version)
+            tls = certs.prepare(args.name, cert_path=cert_path) if args.tls else None
+            config = dataclasses.replace(existing.config)
+            config.storage = dataclasses.replace(config.storage, volume_stores=stores)
+            config.network = dataclasses.replace(config.network, bridge_ip_range=bridge_range)
+            config.docker = dataclasses.replace(config.docker, port=docker_port)
+            config.cert = vchconfig.Certificate(host_cert=tls.host_cert if tls else b"",
+                                                host_key=tls.host_key if tls else b"",
+                                                ca_certs=tls.ca_certs if tls else b"")
+            self.vch = deploy.ensure(op, self.session, config, timeout=args.timeout,
+                                     ssl_context=tls.client_ssl_context() if tls else None)
         log.info("VCH %s up in %.2fs (%.2fs in all)", self.vch.name, time.monotonic() - deployed,
                  time.monotonic() - began)
         self._save_state({"sim_port": int(self.sim.url.rsplit(":", 1)[1].split("/")[0]),
                           "docker_port": docker_port, "name": args.name, "bridge_range": bridge_range})
         values = {"VSPHERE_URL": self.sim.url, "VSPHERE_USER": user, "VSPHERE_PASSWORD": password,
                   "DOCKER_HOST": f"tcp://127.0.0.1:{docker_port}"}
-        if tls is not None:
-            values.update(DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(tls.cert_path))
+        if args.tls:
+            values.update(DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(cert_path))
         self._announce(values)
+
+    def _create(self, op, user: str, password: str, stores: dict[str, str], bridge_range: str, docker_port: int,
+                cert_path: Path):
+        """A new VCH, deployed as `vic-machine create` deploys one (the same code; its log lines on stderr)."""
+        from .machine import commands, flags
+        from .machine.output import Output
+        from .migration import RELEASES
+        args = self.args
+        if args.appliance_version and args.appliance_version not in RELEASES:
+            raise errors.InvalidArgument(f"--appliance-version {args.appliance_version}: vic-ref ships "
+                                         f"{', '.join(sorted(RELEASES))}")
+        out = Output(tty=False, stdout=sys.stderr, stderr=sys.stderr)
+        conn = commands.Connection(target=flags.parse_target(self.sim.url), user=user, password=password)
+        opts = commands.CreateOptions(
+            name=args.name, compute_resource=COMPUTE_RESOURCE, image_store=DATASTORE, volume_stores=stores,
+            bridge_range=bridge_range, docker_port=docker_port, no_tls=not args.tls,
+            cert_path=str(cert_path) if args.tls else None, timeout=args.timeout,
+            appliance_version=args.appliance_version)
+        try:
+            return commands.create(op, out, conn, opts)
+        except commands.MachineError as err:
+            raise errors.Unavailable("\n".join([err.message, *err.hints, *([err.details] if err.details else [])])) \
+                from err
 
     def _announce(self, values: dict[str, str]) -> None:
         if self.args.export:

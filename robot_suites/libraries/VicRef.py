@@ -245,3 +245,131 @@ class VicRef:
     def vch_is_running(self) -> bool:
         """Whether `Start VCH` has a VCH up already (a suite run alone starts and stops its own)."""
         return bool(self._env)
+
+    # -- vSphere's view (1-36) -----------------------------------------------------------------------------------------
+    @keyword
+    def vm_should_exist(self, display_name: str) -> None:
+        """A VM with this display name exists (VIC's `govc vm.info <name>`), seen with pyVmomi: the embedded sim, or
+        VSPHERE_URL / VSPHERE_USER / VSPHERE_PASSWORD for an external target."""
+        from urllib.parse import urlsplit
+
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim
+        if self._vch is not None:
+            url, user, password = self._vch.vsphere_url, self._vch.vsphere_user, self._vch.vsphere_password
+        else:
+            url, user, password = (os.environ.get(k, "") for k in ("VSPHERE_URL", "VSPHERE_USER", "VSPHERE_PASSWORD"))
+            if not url:
+                raise AssertionError("VM Should Exist needs the embedded target or VSPHERE_URL")
+        parts = urlsplit(url)
+        si = SmartConnect(host=parts.hostname, port=parts.port, user=user, pwd=password, protocol=parts.scheme,
+                          disableSslCertValidation=True)
+        try:
+            content = si.RetrieveContent()
+            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+            names = [vm.name for vm in view.view]
+            view.DestroyView()
+        finally:
+            Disconnect(si)
+        if display_name not in names:
+            raise AssertionError(f"no VM named {display_name}")
+
+    # -- upgrade (11-01) -----------------------------------------------------------------------------------------------
+    @keyword
+    def start_old_vch(self) -> str:
+        """Like `Start VCH` on the embedded target, but the VCH runs the older release vic-ref upgrades from
+        (`vic-ref up --appliance-version`, deployed by vic-machine create's code); its DOCKER_HOST."""
+        if self._env:
+            return self._env["DOCKER_HOST"]
+        from vic_ref.migration import PREVIOUS_RELEASE
+        from vic_ref.testing.registry import push_busybox, start_registry
+        from vic_ref.testing.vch import start_vch
+        config = Path(tempfile.mkdtemp(prefix="vic-ref-robot-docker-config-"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        self._root = Path(tempfile.mkdtemp(prefix="vic-ref-robot-"))
+        self._registry = start_registry(self._root / "registry")
+        self._busybox = push_busybox(self._registry).reference
+        self._vch = start_vch(self._root / "vch", extra_args=("--appliance-version", PREVIOUS_RELEASE))
+        env.update({k: v for k, v in self._vch.values.items() if k.startswith("DOCKER_")})
+        env["DOCKER_CONFIG"] = str(config)
+        self._env = env
+        return env["DOCKER_HOST"]
+
+    @keyword
+    def run_vic_machine(self, *args: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        """`vic-machine <args>` against the embedded sim (VSPHERE_* set): (exit code, stdout and stderr)."""
+        if self._vch is None:
+            raise AssertionError("Run VIC Machine needs the embedded target")
+        import sys
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "VSPHERE_", "VIC_MACHINE_"))}
+        env.update(VSPHERE_URL=self._vch.vsphere_url, VSPHERE_USER=self._vch.vsphere_user,
+                   VSPHERE_PASSWORD=self._vch.vsphere_password)
+        argv = [str(Path(sys.executable).with_name("vic-machine")), *args]
+        logger.info(" ".join(argv))
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=float(timeout),
+                              cwd=self._vch.workdir)
+        output = (done.stdout + done.stderr).rstrip("\n")
+        logger.info(f"rc={done.returncode}\n{output}")
+        return done.returncode, output
+
+    @keyword
+    def start_upgrade_in_background(self, *args: str) -> subprocess.Popen:
+        """`vic-machine upgrade <args>` started and left running; `Wait For VIC Machine` collects it."""
+        import sys
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "VSPHERE_", "VIC_MACHINE_"))}
+        env.update(VSPHERE_URL=self._vch.vsphere_url, VSPHERE_USER=self._vch.vsphere_user,
+                   VSPHERE_PASSWORD=self._vch.vsphere_password)
+        return subprocess.Popen([str(Path(sys.executable).with_name("vic-machine")), "upgrade", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self._vch.workdir)
+
+    @keyword
+    def wait_for_vic_machine(self, process: subprocess.Popen, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        out, _ = process.communicate(timeout=float(timeout))
+        logger.info(f"rc={process.returncode}\n{out}")
+        return process.returncode, out.rstrip("\n")
+
+    @keyword
+    def slow_down_sim_method(self, method: str, seconds: float) -> None:
+        """The sim answers the next call of `method` `seconds` late (a busy vSphere target), through its control
+        API's fault rules."""
+        import json
+        import urllib.request
+        from urllib.parse import urlsplit
+        url = urlsplit(self._vch.vsphere_url)
+        body = json.dumps({"method": method, "delay": float(seconds), "count": 1}).encode()
+        request = urllib.request.Request(f"{url.scheme}://{url.netloc}/_sim/faults", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+
+    @keyword
+    def vch_version(self) -> str:
+        """The VCH's release as `vic-machine inspect` shows it (e.g. 0.0.9)."""
+        rc, out = self.run_vic_machine("inspect", "--name", self._vch.name)
+        if rc != 0:
+            raise AssertionError(f"vic-machine inspect failed: {out}")
+        line = next(x for x in out.splitlines() if "VCH version:" in x)
+        return line.split("VCH version:", 1)[1].strip().split("-", 1)[0]
+
+    @keyword
+    def appliance_snapshots(self) -> list:
+        """The names of the appliance VM's snapshots (govc snapshot.tree's)."""
+        from urllib.parse import urlsplit
+
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim
+        url = urlsplit(self._vch.vsphere_url)
+        si = SmartConnect(host=url.hostname, port=url.port, user=self._vch.vsphere_user,
+                          pwd=self._vch.vsphere_password, protocol=url.scheme, disableSslCertValidation=True)
+        try:
+            content = si.RetrieveContent()
+            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+            (appliance,) = [vm for vm in view.view if vm.name == self._vch.name]
+            view.DestroyView()
+            names, stack = [], list(appliance.snapshot.rootSnapshotList if appliance.snapshot else [])
+            while stack:
+                node = stack.pop()
+                names.append(node.name)
+                stack.extend(node.childSnapshotList or [])
+            return names
+        finally:
+            Disconnect(si)

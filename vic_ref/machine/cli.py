@@ -5,6 +5,9 @@
     vic-machine delete  --target ... --name N [--force]
     vic-machine inspect --target ... --name N
     vic-machine ls      --target ...
+    vic-machine upgrade --target ... --name N [--force] [--timeout D] [--reset-progress] [--rollback]
+    vic-machine rollback --target ... --name N      (the same as upgrade --rollback)
+    vic-machine configure --target ... --name N [--volume-store DS/PATH:LABEL]... [--timeout D] [--reset-progress]
     vic-machine version
 
 The target comes from `--target`/`--user`/`--password`, else VIC's VIC_MACHINE_TARGET/USER/PASSWORD, else
@@ -12,7 +15,7 @@ VSPHERE_URL/USER/PASSWORD. Flags are VIC's (long and short names, `--force=true`
 `--timeout`); VIC flags that make no sense for vic-ref (ISOs, port groups) are accepted and ignored with a warning.
 
 Commands are a table (`COMMANDS`): each adds its flags from the shared groups below and runs a function of
-`commands.py`; upgrade, rollback and configure slot in as further rows.
+`commands.py` (upgrade, rollback and configure: `upgrade.py`).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from .. import errors
 from ..config import vch as vchconfig
 from ..trace import Operation
 from . import certs, commands, flags
+from . import upgrade as upgrades
 from .output import Output, route_logs
 
 PROG = "vic-machine"
@@ -131,6 +135,10 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     for names in IGNORED_CREATE_FLAGS:
         ignored.add_argument(*names, dest=f"ignored_{names[0].lstrip('-').replace('-', '_')}", action="append",
                              default=[], metavar="VALUE", help=argparse.SUPPRESS)
+    from ..migration import RELEASES
+    network.add_argument("--appliance-version", choices=sorted(RELEASES), default=None, metavar="VERSION",
+                         help=f"deploy an appliance of this release (one of {', '.join(sorted(RELEASES))}; "
+                              f"default: this installer's); an older one is upgraded with vic-machine upgrade")
     util = parser.add_argument_group("behaviour")
     _bool_flag(util, "--force", "-f", help="ignore errors that can be ignored (an unverified target certificate, "
                                            "unreadable existing certificates) and proceed")
@@ -170,6 +178,39 @@ def _ls_flags(parser: argparse.ArgumentParser) -> None:
     _compute_flags(parser)
     _bool_flag(parser, "--force", "-f", help="accept an unverified target certificate")
     _common_flags(parser, "list")
+
+
+def _upgrade_flags(parser: argparse.ArgumentParser, *, rollback_flag: bool = True) -> None:
+    _target_flags(parser)
+    _id_flags(parser)
+    _compute_flags(parser)
+    util = parser.add_argument_group("behaviour")
+    _bool_flag(util, "--force", "-f", help="upgrade even a VCH of the same or a newer version; accept an unverified "
+                                           "target certificate")
+    _bool_flag(util, "--reset-progress", help="reset the UpdateInProgress flag (when no other upgrade/configure "
+                                              "runs) and exit")
+    if rollback_flag:
+        _bool_flag(util, "--rollback", help="roll back to the version before the last upgrade")
+    _common_flags(util, "the upgraded VCH to answer (the VCH is rolled back when it runs out)")
+
+
+def _rollback_flags(parser: argparse.ArgumentParser) -> None:
+    _upgrade_flags(parser, rollback_flag=False)
+
+
+def _configure_flags(parser: argparse.ArgumentParser) -> None:
+    _target_flags(parser)
+    _id_flags(parser)
+    _compute_flags(parser)
+    parser.add_argument("--volume-store", "-vs", action="append", default=[], metavar="DATASTORE/PATH:LABEL",
+                        type=_typed(flags.volume_store, "volume store"),
+                        help="add a volume store, e.g. \"datastore/path:label\"; repeatable (existing ones are kept)")
+    util = parser.add_argument_group("behaviour")
+    _bool_flag(util, "--force", "-f", help="configure a VCH of another version; accept an unverified target "
+                                           "certificate")
+    _bool_flag(util, "--reset-progress", help="reset the UpdateInProgress flag (when no other upgrade/configure "
+                                              "runs) and exit")
+    _common_flags(util, "the reconfigured VCH to answer (it is rolled back when it runs out)")
 
 
 # -- the target from flags and environment -------------------------------------------------------------------------
@@ -218,7 +259,7 @@ def _run_create(args: argparse.Namespace, out: Output, op: Operation) -> int:
         name_convention=args.container_name_convention or "", docker_port=args.docker_port, no_tls=bool(args.no_tls),
         no_tlsverify=bool(args.no_tlsverify), tls_ca=list(args.tls_ca), cert_path=args.cert_path,
         server_cert=args.tls_server_cert, server_key=args.tls_server_key, cname=args.tls_cname,
-        timeout=args.timeout, force=bool(args.force), debug=args.debug)
+        timeout=args.timeout, force=bool(args.force), debug=args.debug, appliance_version=args.appliance_version)
     commands.create(op, out, connection(args), opts)
     return 0
 
@@ -240,6 +281,25 @@ def _run_ls(args: argparse.Namespace, out: Output, op: Operation) -> int:
     return 0
 
 
+def _run_upgrade(args: argparse.Namespace, out: Output, op: Operation) -> int:
+    upgrades.upgrade(op, out, connection(args), name=args.name, vch_id=args.id, force=bool(args.force),
+                     timeout=args.timeout, reset=bool(args.reset_progress), rollback=bool(args.rollback))
+    return 0
+
+
+def _run_rollback(args: argparse.Namespace, out: Output, op: Operation) -> int:
+    upgrades.roll_back(op, out, connection(args), name=args.name, vch_id=args.id, force=bool(args.force),
+                       timeout=args.timeout, reset=bool(args.reset_progress))
+    return 0
+
+
+def _run_configure(args: argparse.Namespace, out: Output, op: Operation) -> int:
+    upgrades.configure(op, out, connection(args), name=args.name, vch_id=args.id,
+                       volume_stores=dict(args.volume_store), force=bool(args.force), timeout=args.timeout,
+                       reset=bool(args.reset_progress))
+    return 0
+
+
 def _run_version(args: argparse.Namespace, out: Output, op: Operation) -> int:
     out.plain(commands.version_line(PROG))
     return 0
@@ -251,6 +311,9 @@ class Command:
     help: str
     add_flags: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Output, Operation], int]
+    # whether --timeout bounds the whole command; upgrade/configure apply it to the new appliance's boot only
+    # (a rollback after it ran out must still run)
+    op_timeout: bool = True
 
 
 COMMANDS: list[Command] = [
@@ -258,6 +321,10 @@ COMMANDS: list[Command] = [
     Command("delete", "Delete VCH and associated resources", _delete_flags, _run_delete),
     Command("ls", "List VCHs", _ls_flags, _run_ls),
     Command("inspect", "Inspect VCH", _inspect_flags, _run_inspect),
+    Command("upgrade", "Upgrade VCH to latest version", _upgrade_flags, _run_upgrade, op_timeout=False),
+    Command("rollback", "Roll back VCH to the version before its last upgrade (upgrade --rollback)",
+            _rollback_flags, _run_rollback, op_timeout=False),
+    Command("configure", "Reconfigure VCH", _configure_flags, _run_configure, op_timeout=False),
     Command("version", "Show VIC version information", lambda parser: None, _run_version),
 ]
 
@@ -285,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = Output(debug=getattr(args, "debug", 0) or 0)
     restore_logs = route_logs(out)
-    op = Operation.new(f"{PROG} {command.name}", timeout=getattr(args, "timeout", None))
+    op = Operation.new(f"{PROG} {command.name}", timeout=getattr(args, "timeout", None) if command.op_timeout
+                       else None)
     try:
         return command.run(args, out, op)
     except commands.MachineError as err:

@@ -177,6 +177,7 @@ class CreateOptions:
     timeout: float = 180.0
     force: bool = False
     debug: int = 0
+    appliance_version: str | None = None  # a release of vic_ref.migration.RELEASES; None: the installer's
 
 
 def create(op: Operation, out: Output, conn: Connection, opts: CreateOptions) -> deploy.VCH:
@@ -218,7 +219,10 @@ def create(op: Operation, out: Output, conn: Connection, opts: CreateOptions) ->
             name_convention=opts.name_convention or vchconfig.DEFAULT_NAME_CONVENTION,
             insecure=conn.insecure, thumbprint=conn.thumbprint or "",
             debug=opts.debug)
-        config.init = dataclasses.replace(config.init, version=versions.installer_build())
+        config.init = dataclasses.replace(config.init, version=versions.release_build(opts.appliance_version))
+        if opts.appliance_version and opts.appliance_version != versions.installer_build().version:
+            out.info(f"Deploying appliance version {opts.appliance_version} (data version "
+                     f"{config.plugin_version})")
         try:
             vch = deploy.create(op, session, config, timeout=max(1.0, op.remaining() or opts.timeout),
                                 ssl_context=tls.client_ssl_context(), progress=out.step)

@@ -170,7 +170,8 @@ def _complete(op: Operation, session: Session, config: VCHConfig, ds_folder: Dat
         datacenter=config.resources.datacenter or session.datacenter_path or "",
         folder=f"{session.finder.inventory_path(op, session.vm_folder)}/{config.name}")
     config.container = dataclasses.replace(
-        config.container, bootstrap_image_path=str(ds_folder.join(isos.BOOTSTRAP_ISO)))
+        config.container,
+        bootstrap_image_path=config.container.bootstrap_image_path or str(ds_folder.join(isos.BOOTSTRAP_ISO)))
     return config
 
 
@@ -193,9 +194,27 @@ def _prepare_datastore(op: Operation, session: Session, config: VCHConfig) -> Da
     return folder
 
 
-def _upload_isos(op: Operation, session: Session, config: VCHConfig, ds_folder: DatastorePath) -> None:
-    session.upload(op, ds_folder.join(isos.APPLIANCE_ISO), isos.appliance_iso(config.version))
-    session.upload(op, ds_folder.join(isos.BOOTSTRAP_ISO), isos.bootstrap_iso(config.version))
+def _upload_isos(op: Operation, session: Session, config: VCHConfig, ds_folder: DatastorePath,
+                 appliance: DatastorePath | None = None) -> None:
+    """The appliance ISO (at `appliance`, default `<folder>/appliance.iso`) and the bootstrap ISO (where the config
+    says new containers boot from), both of the config's version."""
+    session.upload(op, appliance or ds_folder.join(isos.APPLIANCE_ISO), isos.appliance_iso(config.version))
+    bootstrap = config.container.bootstrap_image_path
+    session.upload(op, DatastorePath.parse(bootstrap) if bootstrap else ds_folder.join(isos.BOOTSTRAP_ISO),
+                   isos.bootstrap_iso(config.version))
+
+
+def cdrom(op: Operation, session: Session, vm) -> vim.vm.device.VirtualCdrom | None:
+    """The appliance VM's CD-ROM (the appliance ISO it boots)."""
+    devices = session.retrieve_one(op, vm, ["config.hardware.device"]).get("config.hardware.device") or []
+    return next((d for d in devices if isinstance(d, vim.vm.device.VirtualCdrom)), None)
+
+
+def appliance_iso_path(op: Operation, session: Session, vch: VCH) -> DatastorePath | None:
+    """The ISO the appliance VM boots, as its CD-ROM names it."""
+    device = cdrom(op, session, vch.vm)
+    name = getattr(device.backing, "fileName", "") if device is not None else ""
+    return DatastorePath.parse(name) if name else None
 
 
 def _ensure_folder(op: Operation, session: Session, name: str) -> vim.Folder:
@@ -219,11 +238,16 @@ def ensure(op: Operation, session: Session, config: VCHConfig, *, timeout: float
         return create(op, session, config, timeout=timeout, ssl_context=ssl_context)
     ds_folder = vch.home
     desired = _complete(op, session, config, ds_folder)
+    # the VCH keeps its identity, its release (ensure never upgrades: vic-machine upgrade does) and its ISOs
     desired.init = dataclasses.replace(desired.init, common=dataclasses.replace(desired.init.common, id=vch.id),
-                                       sessions={})
+                                       sessions={}, version=vch.config.init.version)
+    if vch.config.container.bootstrap_image_path:
+        desired.container = dataclasses.replace(desired.container,
+                                                bootstrap_image_path=vch.config.container.bootstrap_image_path)
     current = dataclasses.replace(vch.config, init=dataclasses.replace(vch.config.init, sessions={}))
     desired.validate()
-    _upload_isos(op, session, desired, ds_folder)  # the code they point at may have moved
+    # the code they point at may have moved: rewrite the ISOs this VCH boots, at their version
+    _upload_isos(op, session, desired, ds_folder, appliance_iso_path(op, session, vch))
     if desired != current:
         op.info("VCH %s: settings changed; reconfiguring the appliance", config.name)
         if vch.power_state == "poweredOn":
@@ -458,5 +482,6 @@ def make_tls(cert_path: str | Path, hosts: tuple[str, ...] = ("127.0.0.1", "loca
     return TLSFiles(cert_path, files["ca.pem"], files["server-cert.pem"], files["server-key.pem"])
 
 
-__all__ = ["VCH", "TLSFiles", "create", "ensure", "find", "refresh", "destroy", "power_on", "power_off", "ping",
+__all__ = ["VCH", "TLSFiles", "create", "ensure", "cdrom", "appliance_iso_path",
+           "find", "refresh", "destroy", "power_on", "power_off", "ping",
            "wait_ready", "target_of", "make_tls", "DEFAULT_BOOT_TIMEOUT"]

@@ -33,6 +33,17 @@ def installer_build() -> Build:
                  plugin_version=PLUGIN_VERSION)
 
 
+def release_build(release: str | None = None) -> Build:
+    """The build of a release vic-ref ships (`vic_ref.migration.RELEASES`): the installer's own, or the older one
+    it upgrades from (`create --appliance-version`). UsageError-free: the caller checks `release in RELEASES`."""
+    from ..migration import RELEASES
+    build = installer_build()
+    if not release or release == build.version:
+        return build
+    return Build(version=release, git_commit=build.git_commit, build_number=BUILD_NUMBER, state="",
+                 plugin_version=RELEASES[release])
+
+
 def short_version(build: Build | None) -> str:
     """VIC's Build.ShortVersion(): `<version>-<build number>-<commit>`; "unknown" without a build."""
     if build is None or not build.version:
@@ -72,4 +83,4 @@ def upgrade_status(installer: Build, vch: Build | None, *, in_progress: bool = F
     return "VCH has newer version"
 
 
-__all__ = ["installer_build", "short_version", "compare", "upgrade_status", "git_commit"]
+__all__ = ["installer_build", "release_build", "short_version", "compare", "upgrade_status", "git_commit"]

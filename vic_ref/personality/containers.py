@@ -1,6 +1,6 @@
 """Container routes (VIC's ContainerBackend over the port layer's exec component).
 
-create, start, stop, restart, kill, rm, inspect, list (`ps`), wait, logs, top (basic), rename (basic); attach,
+create, start, stop, restart, kill, rm, inspect, list (`ps`), wait, logs, top (basic), rename; attach,
 resize and exec are in `attach.py`. Texts and statuses are Docker's where a client reads them (docker-api-clients.md).
 """
 from __future__ import annotations
@@ -168,8 +168,26 @@ def remove_volumes_of(op, pl, info) -> None:
 
 
 async def rename(request: web.Request) -> web.Response:
-    await call(request, portlayer(request).exec.rename, request.match_info["name"], request.query.get("name", ""))
+    pl = portlayer(request)
+    info = await call(request, pl.exec.rename, request.match_info["name"], request.query.get("name", ""))
+    await call(request, rewrite_links_to, pl, info.id)
     return web.Response(status=204)
+
+
+def rewrite_links_to(op, pl, target_id: str) -> None:
+    """After a rename (DESIGN-DECISIONS §3): the stored HostConfig.Links of every container linking to the renamed
+    one, rewritten from the backend data (the links kept by target ID in its endpoints) with current names, so the
+    stored config, inspect and a restarted VCH agree. A linker gone meanwhile is skipped."""
+    def mutate(handle) -> None:
+        host = views.decode_annotation(handle.config.annotations, views.HOSTCONFIG_ANNOTATION, {})
+        host["Links"] = pl.network.links_of(handle.config) or None
+        handle.config.annotations[views.HOSTCONFIG_ANNOTATION] = views.encode_annotation(host)
+
+    for linker in pl.network.linkers(target_id):
+        try:
+            pl.exec.update(op, linker, mutate)
+        except errors.NotFound:
+            continue
 
 
 # -- inspect and list ------------------------------------------------------------------------------------------------

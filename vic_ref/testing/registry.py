@@ -119,6 +119,10 @@ def busybox_entries(busybox: str = BUSYBOX) -> list[tuple]:
     entries: list[tuple] = [("dir", d, modes.get(d, 0o755)) for d in sorted(dirs)]
     entries.append(("file", "bin/busybox", binary, 0o755))
     entries += [("symlink", a, "/bin/busybox") for a in sorted(set(applets)) if a != "bin/busybox"]
+    # Docker Hub's busybox has every applet in /bin too (VIC's suites run `/bin/top`): a /bin link for each other
+    bin_names = {a.rpartition("/")[2] for a in applets if a.startswith("bin/")}
+    entries += [("symlink", f"bin/{n}", "/bin/busybox")
+                for n in sorted({a.rpartition("/")[2] for a in applets} - bin_names)]
     entries.append(("file", "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
                                           b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644))
     entries.append(("file", "etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644))

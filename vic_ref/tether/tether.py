@@ -302,12 +302,15 @@ class Tether:
                 lines.append(entry)
         names = [hostname] if short == hostname else [hostname, short]
         if data_version(self.raw) < RENAME_SUPPORTED:
-            try:
-                old_name = self.channel.get(NAME_KEY) or ""
-            except GuestChannelError:
-                old_name = ""
-            if old_name:
-                names.append(old_name)
+            # an older container's name, read once per boot as VIC's setHostname does ("once only"): a reload
+            # rewrites the network entries but keeps it, so a rename while running shows here after a restart
+            if getattr(self, "hosts_name", None) is None:
+                try:
+                    self.hosts_name = self.channel.get(NAME_KEY) or ""
+                except GuestChannelError:
+                    self.hosts_name = ""
+            if self.hosts_name:
+                names.append(self.hosts_name)
         lines.append("127.0.1.1\t" + " ".join(names))
         lines.append("::1\t" + " ".join(names))
         for net, endpoint in sorted(self.config.networks.items()):

@@ -20,6 +20,7 @@ from ...vsphere import DatastorePath
 
 ID_KEY = "guestinfo.vice./common/id"
 LEGACY_NAME_KEY = "guestinfo.vice./common/name"  # where containers before rename support kept their name
+RENAME_SUPPORTED = 4  # the data version from which the name is the hidden `common/name` (vic-behaviour.md §3)
 
 POWERED_ON, POWERED_OFF, SUSPENDED = "poweredOn", "poweredOff", "suspended"
 

@@ -11,12 +11,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import ExecutorConfig, encode
+from ...config import ExecutorConfig, encode, key_for
+from ...config.executor import PLUGIN_VERSION
 from ...config.keys import GUESTINFO_PREFIX, is_non_persistent
-from .container import POWERED_OFF, Snapshot
+from .container import LEGACY_NAME_KEY, POWERED_OFF, RENAME_SUPPORTED, Snapshot
 from .spec import CreateDevices, Placement
 
 TARGET_RUNNING, TARGET_STOPPED = "running", "stopped"
+NAME_KEY = key_for("common", "name")  # the hidden `common/name`
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Handle:
         # guest-visible key prefixes this commit may write while the VM runs (keys only the VCH writes, e.g. a
         # network connect's endpoint: nothing of the guest's is lost)
         self.running_writable: tuple[str, ...] = ()
+        self.legacy_name: str | None = None  # an older container's new name, for its guest-visible name key
 
     @classmethod
     def for_snapshot(cls, snapshot: Snapshot) -> Handle:
@@ -68,12 +71,18 @@ class Handle:
 
     # -- joins that belong to the handle itself -------------------------------------------------------------------
     def rename(self, name: str, display_name: str) -> Handle:
-        """The container becomes `name`: the hidden `common/name` and the VM display name, in one commit."""
+        """The container becomes `name`: the hidden `common/name` and the VM display name, in one commit. An older
+        container (data version below RENAME_SUPPORTED) keeps its name where its data has it, the guest-visible
+        `guestinfo.vice./common/name` (written even while it runs: only the VCH writes that key), and gets no hidden
+        name key (DESIGN-DECISIONS §3, vic-behaviour.md §3 item 3)."""
         from ..network.aliases import rename as rename_aliases
-        old = self.config.common.name
+        old = self.snapshot.name if self.snapshot is not None else self.config.common.name
         self.config.common.name = name
         self.display_name = display_name
         rename_aliases(self.config, old, name)  # `<scope>:<old>` → `<scope>:<new>` on every network, same commit
+        if self.snapshot is not None and self.snapshot.data_version < RENAME_SUPPORTED:
+            self.legacy_name = name
+            self.running_writable = (*self.running_writable, LEGACY_NAME_KEY)
         return self
 
     def set_target_state(self, state: str | None) -> Handle:
@@ -89,8 +98,19 @@ class Handle:
         if self.snapshot is None:
             return list(encode(self.config).items())
         running = self.powered_on if powered_on is None else powered_on
+        version = self.snapshot.data_version
+        # Older data (vic-behaviour.md §3 item 3: never write the new format to old VMs): only what this handle's
+        # operation changed goes out, the difference between the old data as read and as wanted, so the decode and
+        # encode round trip adds no new-format keys (hidden name, defaults) and drops no old ones (the guest-visible
+        # name key); the one new-format key rename would add, the hidden name, stays out: `legacy_name` instead.
+        base = encode(self.snapshot.config) if version < PLUGIN_VERSION else self.snapshot.extra
+        wanted = diff(base, encode(self.config))
+        if version < RENAME_SUPPORTED:
+            wanted = [c for c in wanted if c[0] != NAME_KEY]
+            if self.legacy_name is not None:
+                wanted.append((LEGACY_NAME_KEY, self.legacy_name))
         changes = []
-        for key, value in diff(self.snapshot.extra, encode(self.config)):
+        for key, value in wanted:
             hidden = not key.startswith(GUESTINFO_PREFIX)
             volatile = is_non_persistent(key)
             if running and not (hidden or volatile or key.startswith(self.running_writable)):

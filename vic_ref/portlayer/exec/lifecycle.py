@@ -12,8 +12,9 @@ Mixed into `Exec` (manager.py), which provides the cache, handles and commit.
 from __future__ import annotations
 
 import signal as signals
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...config import key_for
@@ -21,7 +22,7 @@ from ...trace import Operation
 from ...vsphere import retry_on_conflict
 from . import spec as vmspec
 from . import vm as vmops
-from .container import POWERED_ON, Container, ContainerInfo, State
+from .container import POWERED_ON, RENAME_SUPPORTED, Container, ContainerInfo, State
 from .handle import TARGET_RUNNING, Handle
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ def started_key(container_id: str) -> str:
     return key_for("sessions", container_id, "started")
 
 
+class RenameRefused(errors.VicError):
+    """A rename VIC's persona refuses before looking further (HTTP 500, as VIC answers: empty, invalid, same name)."""
+
+
 class ContainerRunning(errors.Conflict):
     """Docker's refusal to remove a running container (HTTP 409)."""
 
@@ -100,6 +105,7 @@ class Lifecycle:
                 # the tether halts after a failed launch: let the container be stopped (removable) when we answer
                 vmops.wait_for_power_off(self.session, op, container.snapshot.vm, LAUNCH_FAILURE_HALT)
                 raise errors.InternalError(detail)
+            self._reload_if_renamed(op, container)
 
             def caught_up(c: Container) -> bool:
                 # the watcher saw this power on, and then the launch report or already the exit of a short process
@@ -110,6 +116,19 @@ class Lifecycle:
             # the watcher publishes `start` when it sees the power on
             self._sync(op, cid, container.snapshot.vm, None, container_predicate=caught_up)
         return True
+
+    def _reload_if_renamed(self: Exec, op: Operation, container: Container) -> None:
+        """An older container renamed since its last start (DESIGN-DECISIONS §3): its tether is told to `reload`, so
+        its /etc/hosts is written again from the guest-visible name key the rename rewrote."""
+        with self._lock:
+            if container.id not in self._reload_at_start:
+                return
+            self._reload_at_start.discard(container.id)
+        try:
+            vmops.guest_program(self.session, op, container.snapshot.vm, container.id, "reload")
+            op.info("sent reload to %s: it was renamed while it was not running", container.id[:12])
+        except errors.VicError as err:
+            op.warning("reload of the renamed container %s: %s", container.id[:12], err)
 
     def _power_on(self: Exec, op: Operation, cid: str) -> bool:
         handle = self.get_handle(op, cid)
@@ -295,36 +314,69 @@ class Lifecycle:
             raise errors.Timeout(f"timed out waiting for {container.id[:12]} ({condition})")
         return container.info()
 
-    # -- rename (basic; VIC's checks and texts, vic-behaviour.md §1(a)6) --------------------------------------------
-    def rename(self: Exec, op: Operation, ref: str, new_name: str) -> None:
-        """Give the container a new name: the name table, then one commit of the display name and `common/name`."""
+    # -- rename (DESIGN-DECISIONS §3; VIC's checks, order and texts, vic-behaviour.md §1(a)6) --------------------
+    def rename(self: Exec, op: Operation, ref: str, new_name: str) -> ContainerInfo:
+        """Give the container a new name: the new name reserved in the one name table create uses, then one commit
+        (display name, hidden `common/name`, `<scope>:<name>` aliases; an older container's guest-visible name key
+        too), then the old name freed. A failed commit frees the new name and keeps the old. The container's info
+        afterwards; the `rename` event carries `oldName` (and `warning` for an older container renamed while it
+        runs: its /etc/hosts keeps the old name until it restarts)."""
         from ..names import NAME_CHARS, NAME_PATTERN, NameConflict, clean
         if not ref or not new_name:
-            raise errors.InvalidArgument("neither old nor new names may be empty")
+            raise RenameRefused("neither old nor new names may be empty")
         bare = clean(new_name)
         if not NAME_PATTERN.match(bare):
-            raise errors.InvalidArgument(f"invalid container name ({new_name}), only {NAME_CHARS} are allowed")
+            raise RenameRefused(f"invalid container name ({new_name}), only {NAME_CHARS} are allowed")
         container = self.find(ref)
-        old = container.name
-        if old == bare:
-            raise errors.InvalidArgument("renaming a container with the same name as its current name")
-        try:
-            self.names.reserve(bare, container.id)
-        except NameConflict as err:
-            raise errors.Conflict(f'conflict. The name "{bare}" is already in use by container {err.holder}. You '
-                                  "have to remove (or rename) that container to be able to re use that name.") \
-                from None
-        display = vmspec.display_name(bare, container.id, self.config.container.name_convention)
-        try:
-            self.update(op, container.id, lambda h: h.rename(bare, display))
-        except BaseException:
-            self.names.release(bare, container.id)
-            raise
-        self.names.release(old, container.id)
-        container = self._sync(op, container.id, container.snapshot.vm, lambda s: s.display_name == display)
-        self._publish(op, "rename", container.info(), oldName=f"/{old}")
+        if 0 < self.config.plugin_version < RENAME_SUPPORTED:
+            # this VCH runs a release from before rename (vic_ref.migration): it has no rename at all
+            raise errors.InternalError(f"container {container.name} does not support rename")
+        with self._rename_lock(container.id):  # one rename of a container at a time: each sees the name before it
+            old = container.name
+            if old == bare:
+                raise RenameRefused("renaming a container with the same name as its current name")
+            try:
+                self.names.reserve(bare, container.id)
+            except NameConflict as err:
+                raise errors.Conflict(f'conflict. The name "{bare}" is already in use by container {err.holder}. '
+                                      "You have to remove (or rename) that container to be able to re use that "
+                                      "name.") from None
+            display = vmspec.display_name(bare, container.id, self.config.container.name_convention)
+            seen: dict[str, Any] = {}
+
+            def mutate(handle: Handle) -> None:
+                seen["old"] = handle.snapshot.name
+                seen["legacy"] = handle.snapshot.data_version < RENAME_SUPPORTED
+                seen["running"] = handle.powered_on
+                handle.rename(bare, display)
+
+            try:
+                self.update(op, container.id, mutate)
+            except BaseException:
+                self.names.release(bare, container.id)
+                raise
+            old = seen.get("old") or old
+            if old != bare:
+                self.names.release(old, container.id)
+            container = self._sync(op, container.id, container.snapshot.vm, lambda s: s.display_name == display)
+        attributes: dict[str, Any] = {"oldName": f"/{old}"}
+        if seen.get("legacy"):
+            if seen.get("running"):
+                warning = (f"container {bare} was renamed from {old} while running; its /etc/hosts still lists "
+                           f"{old} until it is restarted")
+                op.warning("%s", warning)
+                attributes["warning"] = warning
+            with self._lock:
+                self._reload_at_start.add(container.id)  # the tether rewrites /etc/hosts once it runs
+        info = container.info()
+        self._publish(op, "rename", info, **attributes)
         op.info("renamed container %s from %s to %s", container.id[:12], old, bare)
+        return info
+
+    def _rename_lock(self: Exec, cid: str) -> threading.Lock:
+        with self._lock:
+            return self._rename_locks.setdefault(cid, threading.Lock())
 
 
-__all__ = ["Lifecycle", "parse_signal", "InvalidSignal", "ContainerRunning", "started_key", "WAIT_CONDITIONS",
-           "NOT_RUNNING", "NEXT_EXIT", "REMOVED", "START_TIMEOUT", "DEFAULT_STOP_TIMEOUT"]
+__all__ = ["Lifecycle", "parse_signal", "InvalidSignal", "ContainerRunning", "RenameRefused", "started_key",
+           "WAIT_CONDITIONS", "NOT_RUNNING", "NEXT_EXIT", "REMOVED", "START_TIMEOUT", "DEFAULT_STOP_TIMEOUT"]

@@ -84,6 +84,9 @@ class Exec(Lifecycle, Sessions):
         self._created_here: set[str] = set()
         # jobs the watcher hands off (recording a stop time the tether didn't): never on the watcher's thread
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vic-exec-bg")
+        self._rename_locks: dict[str, threading.Lock] = {}  # one rename of a container at a time
+        # older containers renamed since they last ran: their tether is sent `reload` once they start
+        self._reload_at_start: set[str] = set()
 
     # -- setup ----------------------------------------------------------------------------------------------------
     def open(self, op: Operation) -> None:
@@ -282,7 +285,7 @@ class Exec(Lifecycle, Sessions):
             diagnostics=Diagnostics(debug_level=self.config.init.debug),
             version=Build(version=version.version if version else "", git_commit=version.git_commit if version
                           else "", build_number=version.build_number if version else "",
-                          plugin_version=PLUGIN_VERSION),
+                          plugin_version=self.config.plugin_version or PLUGIN_VERSION),
             annotations=dict(annotations or {}), hostname=hostname, domainname=domainname, key=vmspec.host_key())
         placement = self.inventory.placement
         devices = vmspec.CreateDevices(bootstrap_iso=self.inventory.bootstrap_iso,

@@ -207,8 +207,9 @@ def create_spec(cfg: ExecutorConfig, *, placement: Placement, devices: CreateDev
                 version: str = "") -> vim.vm.ConfigSpec:
     """CreateVM_Task's spec: display name = the ID (the folder's name; renamed right after), the fixed options
     and the whole encoded executor config in extraConfig."""
+    from ...migration import container_layout
     extra = dict(FIXED_EXTRA_CONFIG)
-    extra.update(encode(cfg))
+    extra.update(container_layout(encode(cfg)))  # an older release's VCH writes its own data version's layout
     return vim.vm.ConfigSpec(
         name=cfg.id, guestId=GUEST_ID, alternateGuestName=alternate_guest_name(version),
         numCPUs=num_cpus, memoryMB=memory, cpuHotAddEnabled=False, memoryHotAddEnabled=False,

@@ -444,6 +444,12 @@ class Network:
                     out.append(entry)
         return out
 
+    def linkers(self, target_id: str) -> list[str]:
+        """IDs of the containers that declared a link to `target_id` (on any network), from their endpoints."""
+        return [info.id for info in self.exec.list()
+                if any(t == target_id for scope_name, endpoint in info.config.networks.items()
+                       for t, _ in names.links(scope_name, endpoint.network.aliases))]
+
     def _name_of(self, container_id: str) -> str:
         try:
             return self.exec.find(container_id).name

@@ -72,3 +72,19 @@ def test_failed_create_leaves_nothing(env, sim_target, method):
     assert container_folders(env_) == folders | {cid}
     pl.exec.remove(op, cid)
     assert container_folders(env_) == folders
+
+
+def test_failed_rename_keeps_the_old_name_and_frees_the_new(env, sim_target):
+    """A rename whose reconfigure vSphere refuses: the old name everywhere, the new one free (DESIGN §3)."""
+    env_, pl, image = env
+    op = Operation.new("failing rename")
+    cid = create_container(pl, op, image, "keeper")
+    control(sim_target, "POST", "faults", {"method": "ReconfigVM_Task", "fault": "vim.fault.InvalidState",
+                                           "message": "refused by a test", "count": 1})
+    with pytest.raises(errors.VicError, match="refused by a test"):
+        pl.exec.rename(op, "keeper", "wanted")
+    assert pl.names.holder("keeper") == cid and "wanted" not in pl.names
+    assert pl.exec.info(cid).name == "keeper" and pl.exec.info(cid).display_name == f"keeper-{cid[:12]}"
+    pl.exec.rename(op, "keeper", "wanted")  # and it works once vSphere does
+    assert pl.names.holder("wanted") == cid and "keeper" not in pl.names
+    pl.exec.remove(op, cid)

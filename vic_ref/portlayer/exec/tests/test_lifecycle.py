@@ -10,6 +10,7 @@ import pytest
 from vic_ref import errors
 from vic_ref.machine import isos
 from vic_ref.portlayer.exec import ContainerRunning, NotRunning, State
+from vic_ref.portlayer.exec.lifecycle import RenameRefused
 from vic_ref.portlayer.names import NameConflict
 from vic_ref.portlayer.tests.harness import VchEnv, create_container
 from vic_ref.trace import Operation
@@ -192,6 +193,71 @@ def test_racing_creates_of_one_name(portlayer, image, op):
     portlayer.exec.remove(op, winners[0])
 
 
+def test_racing_creates_and_renames_of_one_name(portlayer, image, op):
+    """Creates and renames that all want one name: exactly one container gets it, the others keep theirs."""
+    others = [create_container(portlayer, op, image, f"racer-{i}") for i in range(3)]
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def create():
+        barrier.wait()
+        try:
+            outcomes.append(("create", create_container(portlayer, Operation.new("race"), image, "prize")))
+        except NameConflict as err:
+            outcomes.append(("create", err))
+
+    def rename(cid):
+        barrier.wait()
+        try:
+            portlayer.exec.rename(Operation.new("race"), cid, "prize")
+            outcomes.append(("rename", cid))
+        except errors.Conflict as err:
+            outcomes.append(("rename", err))
+
+    threads = [threading.Thread(target=create) for _ in range(3)] + [threading.Thread(target=rename, args=(c,))
+                                                                      for c in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for _, o in outcomes if isinstance(o, str)]
+    assert len(outcomes) == 6 and len(winners) == 1, outcomes
+    holders = [i for i in portlayer.exec.list() if i.name == "prize"]
+    assert [h.id for h in holders] == winners
+    for i, cid in enumerate(others):
+        expected = "prize" if cid == winners[0] else f"racer-{i}"
+        assert portlayer.exec.info(cid).name == expected and portlayer.names.holder(expected) == cid
+    for cid in {*others, *winners}:
+        portlayer.exec.remove(op, cid)
+
+
+def test_commit_to_an_older_container_writes_no_new_format_keys(portlayer, image, op, env):
+    """An older container (data version 3: name in the guest-visible key, no hidden one): a commit sends only what
+    its operation changed; a rename rewrites the guest-visible name key and adds no hidden one."""
+    from vic_ref.vsphere import option_values, vim
+    cid = create_container(portlayer, op, image, "elder")
+    vm = portlayer.exec.find(cid).snapshot.vm
+    env.session.run_task(op, vm.ReconfigVM_Task, spec=vim.vm.ConfigSpec(extraConfig=option_values([
+        ("guestinfo.vice./common/name", "elder"), ("common/name", ""),
+        ("guestinfo.vice./version/PluginVersion", "3")])))
+    handle = portlayer.exec.get_handle(op, cid)
+    assert handle.snapshot.name == "elder" and handle.snapshot.data_version == 3
+    handle.config.annotations["x"] = "1"
+    assert handle.extra_config_changes() == [("annotations|x", "1")] or \
+        [k for k, _ in handle.extra_config_changes()] == ["annotations", "annotations|x"]
+    handle = portlayer.exec.get_handle(op, cid)
+    handle.rename("elder2", f"elder2-{cid[:12]}")
+    changes = dict(handle.extra_config_changes(powered_on=True))
+    assert changes.get("guestinfo.vice./common/name") == "elder2" and "common/name" not in changes
+    assert "guestinfo.vice./version/PluginVersion" not in changes
+    portlayer.exec.rename(op, "elder", "elder2")
+    extra = portlayer.exec.get_handle(op, cid).snapshot.extra
+    assert extra["guestinfo.vice./common/name"] == "elder2" and "common/name" not in extra
+    assert extra["guestinfo.vice./version/PluginVersion"] == "3"
+    assert portlayer.exec.info(cid).name == "elder2" and portlayer.names.holder("elder2") == cid
+    portlayer.exec.remove(op, cid)
+
+
 def test_rename_basic(portlayer, image, op):
     cid = create_container(portlayer, op, image, "before")
     create_container(portlayer, op, image, "taken")
@@ -201,10 +267,13 @@ def test_rename_basic(portlayer, image, op):
     assert "before" not in portlayer.names
     with pytest.raises(errors.Conflict, match='^conflict. The name "taken" is already in use by container '):
         portlayer.exec.rename(op, "after", "taken")
-    with pytest.raises(errors.InvalidArgument, match="same name"):
+    # VIC answers these with 500 (vic-behaviour.md §1(a)6): not an InvalidArgument (400)
+    with pytest.raises(RenameRefused, match="same name"):
         portlayer.exec.rename(op, "after", "after")
-    with pytest.raises(errors.InvalidArgument, match=r"^invalid container name \(b ad\)"):
+    with pytest.raises(RenameRefused, match=r"^invalid container name \(b ad\)"):
         portlayer.exec.rename(op, "after", "b ad")
+    with pytest.raises(RenameRefused, match="^neither old nor new names may be empty$"):
+        portlayer.exec.rename(op, "nosuch", "")
     assert [e.attributes.get("oldName") for e in portlayer.events.history() if e.action == "rename"][-1] == "/before"
     portlayer.exec.remove(op, cid)
     portlayer.exec.remove(op, "taken")
