@@ -43,9 +43,15 @@ robot: install
 		$(VENV)/bin/robot --outputdir robot_suites/output --pythonpath . robot_suites; \
 	else echo "robot: no suites yet"; fi
 
+# The same workload against another server: VSPHERE_URL/USER/PASSWORD (vim25) and DOCKER_HOST (docker); docs/bench.md.
+# The report is written even when a benchmark fails; the status is pytest's.
 bench: install
-	$(PY) -m pytest bench --benchmark-only --benchmark-json=bench/.results/latest.json -p no:randomly $(PYTEST_ARGS)
-	$(PY) -m bench.report bench/.results/latest.json bench/report.md
+	@start=$$(date +%s); rc=0; \
+	$(PY) -m pytest bench --benchmark-only --benchmark-json=bench/.results/latest.json -p no:randomly \
+		$(PYTEST_ARGS) || rc=$$?; \
+	$(PY) -m bench.report bench/.results/latest.json bench/report.md --elapsed $$(( $$(date +%s) - start )) \
+		|| rc=$$?; \
+	exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check .

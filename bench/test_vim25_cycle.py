@@ -26,7 +26,14 @@ _names = itertools.count()
 def test_current_time(benchmark, bench_target, bench_si):
     benchmark.extra_info.update(target=bench_target.label, transport=bench_target.transport, style="floor",
                                 ops_per_round=1)
-    benchmark(bench_si.CurrentTime)
+    server0, client0 = bench_target.server_cpu(), time.process_time()
+    rounds = max(200, ROUNDS * 10)
+    benchmark.pedantic(bench_si.CurrentTime, rounds=rounds, warmup_rounds=20)
+    server1, client1 = bench_target.server_cpu(), time.process_time()
+    calls = rounds + 20
+    if server0 is not None and server1 is not None:
+        benchmark.extra_info["server_cpu_ms_per_round"] = round((server1 - server0) / calls * 1e3, 3)
+    benchmark.extra_info["client_cpu_ms_per_round"] = round((client1 - client0) / calls * 1e3, 3)
 
 
 # -- waiting for tasks ---------------------------------------------------------------------------------------------
@@ -135,7 +142,13 @@ def test_vm_cycle(benchmark, bench_target, bench_si, style):
     except vmodl.fault.MethodNotFound as fault:
         pytest.skip(f"the target does not implement {fault.method}")
     samples = {op: [] for op in OPS}
+    server0, client0 = bench_target.server_cpu(), time.process_time()
     benchmark.pedantic(_cycle, args=(folder, pool, ds_name, wait, samples), rounds=ROUNDS, warmup_rounds=3)
+    server1, client1 = bench_target.server_cpu(), time.process_time()
+    cycles = ROUNDS + 3
+    if server0 is not None and server1 is not None:
+        benchmark.extra_info["server_cpu_ms_per_round"] = round((server1 - server0) / cycles * 1e3, 3)
+    benchmark.extra_info["client_cpu_ms_per_round"] = round((client1 - client0) / cycles * 1e3, 3)
     benchmark.extra_info.update(
         target=bench_target.label, transport=bench_target.transport, style=style, ops_per_round=len(OPS),
         op_median_ms={op: round(statistics.median(v) * 1e3, 3) for op, v in samples.items()},
