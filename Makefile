@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 COMPOSE_VENV ?= $(VENV)-compose
-DEB_PACKAGES := busybox-static docker-registry e2fsprogs iproute2 util-linux
+DEB_PACKAGES := busybox-static docker-registry e2fsprogs iproute2 util-linux nfs-ganesha nfs-ganesha-vfs rpcbind libnfs13 fuse3
 PYTEST_ARGS ?=
 
 .PHONY: install run test unit conformance robot bench lint clean

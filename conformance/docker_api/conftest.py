@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,6 +64,21 @@ def si(vch):
         Disconnect(instance)
     except Exception:  # noqa: BLE001 - the sim may be gone already
         pass
+
+
+@pytest.fixture(scope="module")
+def vic_machine(vch):
+    """The real vic-machine console script against the module's VCH (named `vic-ref` by `vic-ref up`):
+    `run(*args) -> (exit code, stdout and stderr)`, with the VSPHERE_* variables it reads and no others."""
+    command = str(Path(sys.executable).with_name("vic-machine"))
+
+    def run(*args: str, timeout: float = 180) -> tuple[int, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "VSPHERE_", "VIC_MACHINE_"))}
+        env.update(VSPHERE_URL=vch.vsphere_url, VSPHERE_USER=vch.vsphere_user, VSPHERE_PASSWORD=vch.vsphere_password)
+        done = subprocess.run([command, *args, "--name", vch.name], env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=vch.workdir)
+        return done.returncode, done.stdout + done.stderr
+    return run
 
 
 @pytest.fixture(scope="module")

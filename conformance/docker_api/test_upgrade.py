@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +25,6 @@ from .conftest import connect, ok, sim_control, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
-VIC_MACHINE = str(Path(sys.executable).with_name("vic-machine"))
 NAME = "vic-ref"
 
 
@@ -38,17 +35,6 @@ def vch(tmp_path_factory):
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def vic_machine(vch):
-    def run(*args: str, timeout: float = 120) -> tuple[int, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "VSPHERE_", "VIC_MACHINE_"))}
-        env.update(VSPHERE_URL=vch.vsphere_url, VSPHERE_USER=vch.vsphere_user, VSPHERE_PASSWORD=vch.vsphere_password)
-        done = subprocess.run([VIC_MACHINE, *args, "--name", NAME], env=env, capture_output=True, text=True,
-                              timeout=timeout, cwd=vch.workdir)
-        return done.returncode, done.stdout + done.stderr
-    return run
 
 
 @pytest.fixture(scope="module")

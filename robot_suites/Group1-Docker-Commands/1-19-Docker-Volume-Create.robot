@@ -141,6 +141,25 @@ Docker Volume Conflict In New Container
     Should Contain    ${out}    device ${volume} in use
     [Teardown]    Run Docker    rm    -f    ${first}    v19-conflict
 
+Docker Volume Create On An NFS Volume Store
+    [Documentation]    VIC's case 16: an NFS store (by the machine's FQDN) added with vic-machine configure; a volume
+    ...                on it round-trips file content. The server is Debian's nfs-ganesha, started here.
+    ${url}=    Start NFS Server
+    ${rc}    ${out}=    Run VIC Machine    configure    --name    vic-ref    --volume-store\=LocalDS_0/VIC:default
+    ...    --volume-store\=${url}:nfsfqdn
+    Should Be Equal As Integers    ${rc}    0
+    Should Contain    ${out}    Completed successfully
+    ${rc}    ${out}=    Run Docker    volume    create    --opt    VolumeStore\=nfsfqdn    --name\=v19-nfs
+    Should Be Equal As Integers    ${rc}    0
+    Should Be Equal    ${out}    v19-nfs
+    Docker Should Succeed    run    --rm    -v    v19-nfs:/mydata    ${BUSYBOX}
+    ...    sh    -c    echo 'Hello NFS' > /mydata/test.txt
+    ${rc}    ${out}=    Run Docker    run    --rm    -v    v19-nfs:/mydata    ${BUSYBOX}    cat    /mydata/test.txt
+    Should Be Equal As Integers    ${rc}    0
+    Should Be Equal    ${out}    Hello NFS
+    NFS Export File Should Contain    volumes/v19-nfs/test.txt    Hello NFS
+    [Teardown]    Run Keywords    Run Docker    volume    rm    v19-nfs    AND    Stop NFS Server
+
 
 *** Keywords ***
 Prepare Volume Suite

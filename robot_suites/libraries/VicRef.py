@@ -36,6 +36,8 @@ class VicRef:
         self._env: dict[str, str] = {}
         self._busybox = ""
         self._terminals: list[pexpect.spawn] = []
+        self._nfs = None
+        self._nfs_export: Path | None = None
 
     # -- the target ---------------------------------------------------------------------------------------------------
     @keyword
@@ -74,6 +76,7 @@ class VicRef:
             if child.isalive():
                 child.terminate(force=True)
         self._terminals.clear()
+        self.stop_nfs_server()
         if self._vch is not None:
             self._vch.stop()
             self._vch = None
@@ -311,6 +314,37 @@ class VicRef:
         output = (done.stdout + done.stderr).rstrip("\n")
         logger.info(f"rc={done.returncode}\n{output}")
         return done.returncode, output
+
+    # -- an NFS server ------------------------------------------------------------------------------------------------
+    @keyword
+    def start_nfs_server(self) -> str:
+        """An NFS export for volume stores: Debian's nfs-ganesha started here (exporting a temporary folder at
+        /mnt/nfs-vol); its URL as VIC's suites give it, by this machine's FQDN. Only for the embedded target."""
+        if self._vch is None:
+            raise AssertionError("Start NFS Server needs the embedded target")
+        import socket
+
+        from vic_ref.testing.nfs_server import NfsServer
+        if self._nfs is None:
+            export = Path(tempfile.mkdtemp(prefix="nfs-export-", dir=self._root))
+            self._nfs = NfsServer(export).start()
+            self._nfs_export = export
+        return self._nfs.url(socket.gethostname())
+
+    @keyword
+    def stop_nfs_server(self) -> None:
+        if self._nfs is not None:
+            self._nfs.stop()
+            self._nfs = None
+
+    @keyword
+    def nfs_export_file_should_contain(self, path: str, text: str) -> None:
+        """The file at `path` under the export's folder (what the VCH wrote, read on the server's side)."""
+        if self._nfs_export is None:
+            raise AssertionError("no NFS server was started")
+        content = (self._nfs_export / path).read_text()
+        if text not in content:
+            raise AssertionError(f"{text!r} not in {path}: {content!r}")
 
     @keyword
     def start_upgrade_in_background(self, *args: str) -> subprocess.Popen:

@@ -81,9 +81,14 @@ class Resources:
 
 @struct
 class Storage:
-    """Datastore paths, "[ds] path" ("[ds]" alone: the datastore's root)."""
+    """Datastore paths, "[ds] path" ("[ds]" alone: the datastore's root); a volume store may be an NFS export
+    instead, kept as VIC's URL `nfs://host/path?uid=..&gid=..` (the query: its mount options)."""
     image_store: str = vic("image_store", "read-only")
-    volume_stores: dict[str, str] = vic("volume_stores", "read-only")  # name → "[ds] path"
+    volume_stores: dict[str, str] = vic("volume_stores", "read-only")  # name → "[ds] path" or "nfs://..."
+
+
+def is_nfs_store(location: str) -> bool:
+    return location.startswith("nfs://")
 
 
 @struct
@@ -163,7 +168,7 @@ class VCHConfig:
         if not self.storage.image_store.startswith("["):
             problems.append(f"image store {self.storage.image_store!r} is not a datastore path")
         for name, path in self.storage.volume_stores.items():
-            if not path.startswith("["):
+            if not path.startswith("[") and not is_nfs_store(path):
                 problems.append(f"volume store {name}: {path!r} is not a datastore path")
         try:
             ipaddress.ip_network(self.network.bridge_ip_range)
@@ -247,6 +252,7 @@ def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[extraconfig.Cha
 
 __all__ = [
     "VCHConfig", "VCHCommon", "ApplianceInit", "ApplianceSession", "Connection", "Resources", "Storage", "Network",
+    "is_nfs_store",
     "DockerAPI", "Certificate", "ContainerSettings", "new_config", "encode", "decode", "key_for", "diff",
     "session_started_key", "secret_key_of", "DEFAULT_BRIDGE_RANGE", "DEFAULT_DOCKER_PORT", "DEFAULT_DOCKER_TLS_PORT",
     "DEFAULT_NAME_CONVENTION", "DEFAULT_LISTEN_ADDRESS", "PERSONALITY_SESSION", "APPLIANCE_VERSION",

@@ -200,6 +200,8 @@ def create(op: Operation, out: Output, conn: Connection, opts: CreateOptions) ->
             raise MachineError(f"A VCH with the name \"{name}\" already exists. Please choose a different name "
                                f"before attempting another install")
         for label, store in opts.volume_stores.items():
+            if vchconfig.is_nfs_store(store):
+                continue  # VIC only puts an NFS store in the config: the port layer reaches it when it starts
             ds = DatastorePath.parse(store).datastore
             _with_suggestions(op, session, lambda ds=ds: session.finder.datastore(op, ds, session.datacenter),
                               vim.Datastore, "--volume-store", f"Failure finding datastore for volume store {label}")
@@ -235,6 +237,7 @@ def create(op: Operation, out: Output, conn: Connection, opts: CreateOptions) ->
             raise MachineError(_line(err), hints=[f"The VCH is left in place: vic-machine delete --name {name} "
                                                   f"removes it"], details=str(err)) from err
         out.end_step()
+        report_volume_stores(out, config, tls.client_ssl_context())
         out.info("Initialization of appliance successful")
         show_vch(out, vch, tls_setup=tls, cert_path=tls.cert_path if tls.verify_clients else None)
         out.info("Installer completed successfully")
@@ -551,13 +554,23 @@ def _volume_stores(op: Operation, out: Output, session: Session, vch: deploy.VCH
     if not stores:
         return
     if not force:
-        listing = "".join(f"\t{label}: {store}\n" for label, store in sorted(stores.items()))
-        out.warn("Since --force was not specified, the following volume stores will not be removed. Use the vSphere "
-                 f"UI to delete content you do not wish to keep.\n vsphere volumestores:\n{listing}")
+        nfs = {label: store for label, store in stores.items() if vchconfig.is_nfs_store(store)}
+        listing = "".join(f"\t{label}: {store}\n" for label, store in sorted(stores.items()) if label not in nfs)
+        if nfs:
+            nfs_listing = "".join(f"\t{label}: {store}\n" for label, store in sorted(nfs.items()))
+            out.warn("Since --force was not specified, the following volume stores will not be removed. Use the "
+                     "vSphere UI or supplied nfs targets to delete content you do not wish to keep.\n vsphere "
+                     f"volumestores:\n{listing}\n NFS volumestores:\n{nfs_listing}\n")
+        else:
+            out.warn("Since --force was not specified, the following volume stores will not be removed. Use the "
+                     f"vSphere UI to delete content you do not wish to keep.\n vsphere volumestores:\n{listing}")
         return
     out.step("Removing volume stores")
     files = session.content.fileManager
     for label, store in sorted(stores.items()):
+        if vchconfig.is_nfs_store(store):
+            # VIC leaves NFS stores alone: vic-machine need not be on a network that reaches them
+            continue
         path = DatastorePath.parse(store)
         if not path.path:
             out.warn(f"Volume store {label!r} is the root of datastore {path.datastore}: not removed")
@@ -569,6 +582,17 @@ def _volume_stores(op: Operation, out: Output, session: Session, vch: deploy.VCH
             pass
         except errors.VicError as err:
             out.error(f"Failed to remove volume store {label!r} ({store}): {_line(err)}")
+
+
+def report_volume_stores(out: Output, config: vchconfig.VCHConfig, ssl_context=None) -> None:
+    """VIC's confirmVolumeStores: a store the port layer could not bring online is an error in the log, not a
+    failure of the command (the VCH runs without it)."""
+    missing = deploy.missing_volume_stores(config, ssl_context=ssl_context)
+    for label in missing:
+        out.error(f"VolumeStore ({label}) cannot be brought online - check network, nfs server, and --volume-store "
+                  "configurations")
+    if missing:
+        out.error("Not all configured volume stores are online - check port layer log via vicadmin")
 
 
 # -- version -------------------------------------------------------------------------------------------------------

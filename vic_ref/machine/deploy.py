@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import http.client
 import ipaddress
+import json
 import os
 import ssl
 import time
@@ -315,6 +316,33 @@ def ping(config: VCHConfig, *, timeout: float = 1.0, ssl_context: ssl.SSLContext
         return False
     finally:
         conn.close()
+
+
+def missing_volume_stores(config: VCHConfig, *, timeout: float = 10.0,
+                          ssl_context: ssl.SSLContext | None = None) -> list[str]:
+    """The configured volume stores the VCH's `docker info` does not list as established (VIC's
+    confirmVolumeStores); [] when all are there or the answer can't be had (a client certificate is needed)."""
+    host, port = config.docker.address, config.docker.port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if config.tls and config.cert.ca_certs and ssl_context is None:
+        return []
+    if config.tls:
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=ssl_context or _unverified_context())
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/info")
+        reply = conn.getresponse()
+        info = json.loads(reply.read()) if reply.status == 200 else {}
+    except (OSError, http.client.HTTPException, ValueError):
+        return []
+    finally:
+        conn.close()
+    line = next((value for key, value in info.get("SystemStatus") or [] if key == "VolumeStores"), "")
+    established = set(line.split())
+    return sorted(label for label in config.storage.volume_stores if label not in established)
 
 
 def _unverified_context() -> ssl.SSLContext:

@@ -147,17 +147,31 @@ _LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def volume_store(text: str) -> tuple[str, str]:
-    """(label, "[ds] path") from `--volume-store datastore/path:label` (or `datastore:label`, `ds://...`)."""
+    """(label, "[ds] path") from `--volume-store datastore/path:label` (or `datastore:label`, `ds://...`), or
+    (label, "nfs://host/path?options") for an NFS target."""
     bad = UsageError(f"volume store input must be in format {_DS_INPUT_FORMAT} or {_NFS_INPUT_FORMAT}")
     target, sep, label = (text or "").rpartition(":")
     if not sep or not target or not label or not _LABEL.match(label):
         raise bad
     if target.startswith("nfs://"):
-        raise UsageError(f"--volume-store {text}: NFS volume stores are not supported by vic-ref")
+        return label, nfs_target(target)
     if "?" in target:
         raise UsageError(f"volume store input must be in format datastore/path:label or {_NFS_INPUT_FORMAT}")
     datastore, path = datastore_path(target, "--volume-store")
     return label, format_datastore_path(datastore, path)
+
+
+def nfs_target(url: str) -> str:
+    """An NFS volume store's target as VIC's validateNFSTarget checks it: a host and an export path; the mount
+    options ride along as query parameters (`uid`, `gid` are what the port layer uses)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise UsageError(f"volume store target ({url}) is missing the host field. format: "
+                         "<nfs://<user>:<password>@<host>/<share point path>:label")
+    if not parts.path:
+        raise UsageError(f"volume store target ({url}) is missing the path field. format: "
+                         "<nfs://<host>/<share point path>?<mount options as query vars>:label")
+    return url
 
 
 # -- other values --------------------------------------------------------------------------------------------------
@@ -199,5 +213,5 @@ def check_port(value: str | int) -> int:
 
 
 __all__ = ["UsageError", "TargetURL", "parse_target", "parse_duration", "format_duration", "parse_bool",
-           "datastore_path", "format_datastore_path", "volume_store", "check_name", "check_name_convention",
-           "check_network", "check_port", "DEFAULT_NAME"]
+           "datastore_path", "format_datastore_path", "volume_store", "nfs_target", "check_name",
+           "check_name_convention", "check_network", "check_port", "DEFAULT_NAME"]

@@ -30,7 +30,7 @@ from ..trace import Operation
 from ..vsphere import DatastorePath, Session, option_dict, option_values, vim
 from . import deploy, flags, isos
 from . import version as versions
-from .commands import Connection, MachineError, _line, find_vch, open_session
+from .commands import Connection, MachineError, _line, find_vch, open_session, report_volume_stores
 from .output import Output
 
 UPDATE_STATUS_KEY = "UpdateInProgress"
@@ -233,6 +233,8 @@ def _update(op: Operation, out: Output, session: Session, vch: deploy.VCH, confi
     deploy.power_on(op, session, vch)
     out.step("Waiting for major appliance components to launch")
     deploy.wait_ready(op, session, vch, timeout=max(0.01, op.remaining() or timeout))
+    report_volume_stores(out, config)
+
 
 
 def _delete_file(op: Operation, out: Output, session: Session, path: DatastorePath) -> None:
@@ -350,6 +352,8 @@ def configure(op: Operation, out: Output, conn: Connection, *, name: str | None,
                 out.info("Nothing to configure")
             else:
                 for label, store in volume_stores.items():
+                    if vchconfig.is_nfs_store(store):
+                        continue  # reached by the port layer when the VCH restarts
                     ds = DatastorePath.parse(store).datastore
                     try:
                         session.finder.datastore(op, ds, session.datacenter)

@@ -71,6 +71,18 @@ async def version(request: web.Request) -> web.Response:
     return web.json_response(version_info(request.app[common.CONFIG]))
 
 
+def established_volume_stores(op, pl, config) -> list[str]:
+    """The stores the port layer could bring online (vic-machine checks this line for each configured store)."""
+    volumes = getattr(pl, "volumes", None)
+    if volumes is None or not hasattr(volumes, "stores"):
+        return sorted(config.storage.volume_stores or {})
+    try:
+        return volumes.stores(op)
+    except errors.VicError as err:
+        op.warning("info: volume stores: %s", err)
+        return []
+
+
 def info_of(op, pl, config) -> dict[str, Any]:
     """`docker info`: container counts from the cache, images from the image store, the VCH's identity."""
     infos = pl.exec.list()
@@ -86,7 +98,7 @@ def info_of(op, pl, config) -> dict[str, Any]:
     about = pl.session.about if getattr(pl, "session", None) is not None else None
     host_os = about.fullName if about is not None else "VMware vSphere"
     driver = backend_name(config)
-    volume_stores = " ".join(sorted(config.storage.volume_stores)) if config.storage.volume_stores else ""
+    volume_stores = " ".join(established_volume_stores(op, pl, config))
     now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     return {
         "ID": config.id, "Containers": len(infos), "ContainersRunning": running, "ContainersPaused": paused,

@@ -14,6 +14,10 @@ Two halves:
   `.vic.vol.data` is bind-mounted at the path (read-only when asked), and the staging mount and the node go again.
   Everything lives in the container's mount namespace only: when its last process ends the kernel unmounts it all
   and the loop device detaches, so the next container that mounts the volume finds its data on the datastore.
+- NFS volumes (`nfs://host/path` specs): the tether mounts the export's directory on the host first (a FUSE client
+  over libnfs, `vic_ref/tether/nfs.py`: this kernel has no NFS client) and puts that directory in the volume's
+  `staged`; `attach` bind-mounts it into the container's staging folder and `mount_one` continues as for a disk
+  (copy on first mount, the bind at the path, read-only when the options say `ro`).
 """
 from __future__ import annotations
 
@@ -51,6 +55,11 @@ def volume_specs(mounts: dict, channel, *, wait: float = DISK_WAIT) -> list[dict
     out = []
     for name, spec in sorted(mounts.items(), key=lambda item: item[1].path):
         scheme = spec.source.scheme
+        mode = [flag.strip() for flag in (spec.mode or "").split(",")]
+        if scheme == "nfs":
+            out.append({"name": name, "label": f"nfs-{name}", "nfs": str(spec.source), "path": spec.path,
+                        "readonly": "ro" in mode, "copy": spec.copy_mode == COPY_NEW})
+            continue
         if scheme != "label":
             raise MountError(f"unsupported volume mount type for {name}: {scheme}")
         label = spec.source.path or spec.source.host
@@ -58,7 +67,6 @@ def volume_specs(mounts: dict, channel, *, wait: float = DISK_WAIT) -> list[dict
         image = disk.data if disk is not None else None
         if not image or not os.path.isfile(image):
             raise MountError(f"timed out waiting for {label} to appear")
-        mode = [flag.strip() for flag in (spec.mode or "").split(",")]
         out.append({"name": name, "label": label, "image": image, "path": spec.path, "readonly": "ro" in mode,
                     "copy": spec.copy_mode == COPY_NEW})
     return out
@@ -120,6 +128,16 @@ def attach(volumes: list[dict], rootfs: str) -> list[dict]:
     by_label = os.path.join(rootfs, BY_LABEL)
     try:
         for volume in volumes:
+            if volume.get("nfs"):
+                stage = os.path.join(rootfs, STAGING.lstrip("/"), volume["label"])
+                try:
+                    os.makedirs(stage, exist_ok=True)
+                    _mount(volume["staged"], stage, None, MS_BIND)
+                except (OSError, KeyError) as err:
+                    raise MountError(f"mounting {volume['nfs']} on {volume['path']} failed: "
+                                     f"{getattr(err, 'strerror', None) or err}") from None
+                attached.append(dict(volume))
+                continue
             try:
                 fd, rdev = attach_loop(volume["image"])
             except OSError as err:
@@ -173,16 +191,19 @@ def mount_all(attached: list[dict]) -> None:
 
 def mount_one(volume: dict) -> None:
     label, target = volume["label"], volume["path"]
-    device = f"/{BY_LABEL}/{label}"
     stage = f"{STAGING}/{label}"
-    try:
-        os.makedirs(stage, exist_ok=True)
-        _mount(device, stage, "ext4", MS_NOATIME)
-    except OSError as err:
-        raise MountError(f"mounting {device} on {stage} failed: {err.strerror or err}") from None
+    if volume.get("nfs"):
+        device = volume["nfs"]  # already at the stage (attach); the export's directory is the data itself
+    else:
+        device = f"/{BY_LABEL}/{label}"
+        try:
+            os.makedirs(stage, exist_ok=True)
+            _mount(device, stage, "ext4", MS_NOATIME)
+        except OSError as err:
+            raise MountError(f"mounting {device} on {stage} failed: {err.strerror or err}") from None
     try:
         data = os.path.join(stage, DATA_DIR)
-        if not os.path.isdir(data):
+        if volume.get("nfs") or not os.path.isdir(data):
             data = stage  # a volume without VIC's data folder: the filesystem itself
         try:
             before = os.stat(target)

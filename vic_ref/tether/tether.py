@@ -42,6 +42,7 @@ from ..guest.channel import guest_dir
 from .attach import AttachServer, set_window_size
 from .logfile import STDERR, STDOUT, OutputLog
 from .mounts import MountError, volume_specs
+from .nfs import NfsMounts
 
 log = logging.getLogger("vic_ref.tether")
 
@@ -176,6 +177,7 @@ class Tether:
         self.output: OutputLog | None = None
         self.rootfs = ""
         self.reaper = Reaper()
+        self.nfs_mounts = NfsMounts(self.reaper, os.path.join(self.scratch, "tether", "nfs"))
         self.done = threading.Event()
         self._lock = threading.RLock()
         self._halting = False
@@ -355,7 +357,11 @@ class Tether:
         self.rootfs = os.path.join(base, "rootfs")
         try:
             volumes = volume_specs(self.config.mounts, self.channel)
+            for volume in volumes:
+                if volume.get("nfs"):
+                    volume["staged"] = self.nfs_mounts.mount(volume)
         except MountError as err:
+            self.nfs_mounts.unmount_all()
             self.launch_failed(run, str(err), 125)
             return
         spec = self.process_spec(run.config)
@@ -516,6 +522,7 @@ class Tether:
         self.write(self.session_keys(run, exit_status=code, stop_time=time.time_ns()))
         run.exited.set()
         if run is self.primary:
+            self.nfs_mounts.unmount_all()
             self.halt()
 
     # -- guest operations -----------------------------------------------------------------------------------------

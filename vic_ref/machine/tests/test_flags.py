@@ -113,3 +113,14 @@ def test_network_and_port():
     for bad in ("0", "70000", "x"):
         with pytest.raises(UsageError):
             flags.check_port(bad)
+
+
+def test_volume_store_nfs_target_keeps_its_mount_options():
+    url = "nfs://nfs.example.com/mnt/nfs-vol?uid=0&gid=0&proto=tcp&port=2049"
+    assert flags.volume_store(f"{url}:nfsfqdn") == ("nfsfqdn", url)
+
+
+@pytest.mark.parametrize("text, missing", [("nfs:///mnt/vol:x", "host"), ("nfs://host:x", "path")])
+def test_volume_store_nfs_target_needs_host_and_path(text, missing):
+    with pytest.raises(UsageError, match=f"is missing the {missing} field"):
+        flags.volume_store(text)

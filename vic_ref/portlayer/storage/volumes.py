@@ -19,6 +19,9 @@ Joining a volume to a container being created (VIC `vsphere.VolumeJoin`): the di
 existing independent-persistent disk (no file operation), and a mount spec `{source label:<label>, path, mode,
 copymode}` goes into the executor config under the volume's name, so both land in vSphere in the one commit. The
 tether finds the disk by its label and mounts it (`vic_ref/tether/mounts.py`).
+
+A store may be an NFS export instead (`nfs://host/path?...`, `nfs_volumes.py`): its volumes are directories there,
+joined with an `nfs://` mount spec and no disk.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ... import errors
 from ...config.executor import COPY_NEW, URL, MountSpec
@@ -33,6 +37,7 @@ from ...trace import Operation
 from ...vsphere import DatastorePath, Session, vim
 from . import volume_fs
 from .disks import ApplianceDisks, Datastore
+from .nfs_volumes import NfsVolumeStore
 
 VOLUMES_DIR = "volumes"
 METADATA_DIR = "imageMetadata"
@@ -51,8 +56,9 @@ UsageFn = Callable[[Operation, str], list[str]]  # (op, volume name) -> IDs of t
 class Volume:
     name: str
     store: str
-    disk: DatastorePath  # <root>/volumes/<name>/<name>.vmdk
+    disk: DatastorePath | None  # <root>/volumes/<name>/<name>.vmdk; None on an NFS store
     metadata: dict[str, bytes] = field(default_factory=dict)
+    source: str = ""  # an NFS volume's directory: nfs://host/path/volumes/<name>
 
     @property
     def label(self) -> str:
@@ -60,6 +66,7 @@ class Volume:
 
     @property
     def folder(self) -> DatastorePath:
+        assert self.disk is not None, "an NFS volume has no datastore folder"
         return self.disk.parent
 
     @property
@@ -108,6 +115,11 @@ def parse_store_option(text: str) -> tuple[str, str]:
     location, sep, name = text.rpartition(":")
     if not sep or not name or not location:
         raise errors.InvalidArgument(f"volume store {text!r}: expected <datastore>/<path>:<name>")
+    if location.startswith("nfs://"):
+        parts = urlsplit(location)
+        if not parts.hostname or not parts.path:
+            raise errors.InvalidArgument(f"volume store {text!r}: expected nfs://<host>/<path>?<options>:<name>")
+        return name, location
     if location.startswith("["):
         path = DatastorePath.parse(location)
     else:
@@ -129,11 +141,16 @@ class VolumeStores:
         self.guest = guest_channel
         self.usage = usage
         self.roots: dict[str, DatastorePath] = {}
+        self.nfs: dict[str, NfsVolumeStore] = {}
         for name, path in sorted((vch_config.storage.volume_stores or {}).items()):
             try:
-                self.roots[name] = DatastorePath.parse(path)
+                if path.startswith("nfs://"):
+                    self.nfs[name] = NfsVolumeStore(name, path)
+                else:
+                    self.roots[name] = DatastorePath.parse(path)
             except errors.InvalidArgument as err:
                 op.warning("volume store %s: %s; ignored", name, err)
+        self.online: set[str] = set()  # the stores that could be read at the last rebuild
         self.disks = disks if disks is not None else ApplianceDisks(session, guest_channel)
         self._datastores: dict[str, Datastore] = {}
         self._lock = threading.RLock()
@@ -176,19 +193,33 @@ class VolumeStores:
         appliance, unfinished volumes deleted, the rest (with their metadata) in the cache."""
         op = op.child("rebuild volume stores")
         found: dict[str, Volume] = {}
-        for store in self.roots:
+        online: set[str] = set()
+        for store in sorted([*self.roots, *self.nfs]):
             try:
-                for volume in self._scan(op, store):
-                    if volume.name in found:
-                        op.warning("volume %s is in stores %s and %s: the first is used", volume.name,
-                                   found[volume.name].store, store)
-                        continue
-                    found[volume.name] = volume
-            except errors.VicError as err:
-                op.error("volume store %s (%s) can't be read: %s", store, self.roots[store], err)
+                volumes = self._scan(op, store) if store in self.roots else self._scan_nfs(op, store)
+            except (errors.VicError, OSError) as err:
+                op.error("volume store %s (%s) can't be read: %s", store, self._location(store), err)
+                continue
+            online.add(store)
+            for volume in volumes:
+                if volume.name in found:
+                    op.warning("volume %s is in stores %s and %s: the first is used", volume.name,
+                               found[volume.name].store, store)
+                    continue
+                found[volume.name] = volume
         with self._lock:
             self._volumes = found
-        op.info("volume stores %s: %d volumes", ", ".join(self.roots) or "(none)", len(found))
+            self.online = online
+        op.info("volume stores %s: %d volumes", ", ".join(sorted(online)) or "(none)", len(found))
+
+    def _location(self, store: str) -> str:
+        return str(self.roots[store]) if store in self.roots else self.nfs[store].url
+
+    def _scan_nfs(self, op: Operation, store: str) -> list[Volume]:
+        nfs = self.nfs[store]
+        nfs.start(op)
+        return [Volume(name, store, None, metadata, source=nfs.volume_source(name))
+                for name, metadata in nfs.scan(op).items()]
 
     def _scan(self, op: Operation, store: str) -> list[Volume]:
         folder = self.volumes_dir(store)
@@ -222,8 +253,11 @@ class VolumeStores:
         return out
 
     # -- queries ------------------------------------------------------------------------------------------------
-    def stores(self) -> list[str]:
-        return list(self.roots)
+    def stores(self, op: Operation) -> list[str]:
+        """The stores this VCH established (VIC's VolumeStoresList: a store that can't be reached isn't one)."""
+        self._ready(op)
+        with self._lock:
+            return sorted(self.online)
 
     def list(self, op: Operation) -> list[Volume]:
         self._ready(op)
@@ -249,7 +283,7 @@ class VolumeStores:
         (404) or InvalidArgument before anything is written; a later failure leaves nothing behind."""
         self._ready(op)
         check_name(name)
-        if store not in self.roots:
+        if store not in self.online:
             raise StoreNotFound(store, op_id=op.id)
         capacity_mb = DEFAULT_CAPACITY_MB if capacity_mb is None or capacity_mb < 0 else int(capacity_mb)
         if capacity_mb < 1:
@@ -259,14 +293,29 @@ class VolumeStores:
                 raise VolumeExists(name, op_id=op.id)
             self._busy.add(name)
         try:
-            volume = self._create(op, name, store, capacity_mb * 1024, dict(metadata or {}))
+            if store in self.nfs:
+                volume = self._create_nfs(op, name, store, dict(metadata or {}))
+            else:
+                volume = self._create(op, name, store, capacity_mb * 1024, dict(metadata or {}))
         finally:
             with self._lock:
                 self._busy.discard(name)
         with self._lock:
             self._volumes[name] = volume
-        op.info("created volume %s (%d MB) in store %s: %s", name, capacity_mb, store, volume.disk)
+        op.info("created volume %s (%d MB) in store %s: %s", name, capacity_mb, store, volume.disk or volume.source)
         return volume
+
+    def _create_nfs(self, op: Operation, name: str, store: str, metadata: dict[str, bytes]) -> Volume:
+        """A directory on the export (an NFS volume has no capacity of its own: the export's is shared)."""
+        nfs = self.nfs[store]
+        try:
+            nfs.create(op, name, metadata)
+        except FileExistsError:
+            raise VolumeExists(name, op_id=op.id) from None
+        except OSError as err:
+            raise errors.Unavailable(f"volume store {store} ({nfs.url}): {err.strerror or err}", op_id=op.id) \
+                from None
+        return Volume(name, store, None, metadata, source=nfs.volume_source(name))
 
     def _create(self, op: Operation, name: str, store: str, capacity_kb: int, metadata: dict[str, bytes]) -> Volume:
         parent = self.volumes_dir(store)
@@ -310,9 +359,16 @@ class VolumeStores:
                 raise VolumeInUse(name, "a create in progress", op_id=op.id)
             self._busy.add(name)  # no create of it while it goes
         try:
-            datastore = self.datastore(volume.disk.datastore)
-            datastore.delete_disk(op, volume.disk)
-            datastore.delete(op, volume.folder)
+            if volume.disk is None:
+                try:
+                    self.nfs[volume.store].remove(op, name)
+                except OSError as err:
+                    raise errors.Unavailable(f"volume store {volume.store}: {err.strerror or err}", op_id=op.id) \
+                        from None
+            else:
+                datastore = self.datastore(volume.disk.datastore)
+                datastore.delete_disk(op, volume.disk)
+                datastore.delete(op, volume.folder)
             with self._lock:
                 self._volumes.pop(name, None)
         finally:
@@ -331,6 +387,13 @@ class VolumeStores:
                                   "config", op_id=op.id)
         if not getattr(handle, "creating", False):
             raise errors.InvalidState("volumes can only be joined to a container being created", op_id=op.id)
+        if volume.disk is None:
+            # an NFS volume: the tether mounts the export's directory; no disk, so containers may share it
+            readonly = "ro" in [flag.strip() for flag in (mode or "").split(",")]
+            config.mounts[volume.name] = MountSpec(source=URL.parse(volume.source), path=path,
+                                                   mode=self.nfs[volume.store].mount_options(readonly),
+                                                   copy_mode=copy_mode)
+            return handle
         from ..exec.spec import KEY_SCSI
         config.mounts[volume.name] = MountSpec(source=URL(scheme="label", path=volume.label), path=path,
                                                mode=mode, copy_mode=copy_mode)

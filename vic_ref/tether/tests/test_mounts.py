@@ -129,5 +129,8 @@ def test_volume_specs_from_config(tmp_path):
                                                                                  ("b", "/z", True, True)]
     with pytest.raises(mounts.MountError, match="timed out waiting for nope to appear"):
         mounts.volume_specs({"n": MountSpec(source=URL(scheme="label", path="nope"), path="/n")}, channel, wait=0)
-    with pytest.raises(mounts.MountError, match="unsupported volume mount type for n: nfs"):
-        mounts.volume_specs({"n": MountSpec(source=URL.parse("nfs://host/x"), path="/n")}, channel, wait=0)
+    with pytest.raises(mounts.MountError, match="unsupported volume mount type for n: smb"):
+        mounts.volume_specs({"n": MountSpec(source=URL.parse("smb://host/x"), path="/n")}, channel, wait=0)
+    (nfs,) = mounts.volume_specs({"n": MountSpec(source=URL.parse("nfs://host/x/volumes/n"), path="/n",
+                                                 mode="vers=3,addr=host,ro", copy_mode=COPY_NEW)}, channel, wait=0)
+    assert (nfs["nfs"], nfs["path"], nfs["readonly"], nfs["copy"]) == ("nfs://host/x/volumes/n", "/n", True, True)
