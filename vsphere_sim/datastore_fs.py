@@ -13,6 +13,7 @@ Every fault is a pyVmomi fault worded as vCenter words it; host paths and Python
 """
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -56,12 +57,38 @@ def escape_name(name: str) -> str:
     return name.replace("/", "%2f").replace("\\", "%5c")
 
 
+def parse_datastore_path(text) -> DatastorePath:
+    """`DatastoreFS.parse` for code without the sim at hand."""
+    if isinstance(text, DatastorePath):
+        return text
+    if not isinstance(text, str):
+        raise invalid_path(str(text))
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text(text: str) -> DatastorePath:
+    # A VM's paths are parsed dozens of times per operation (home, siblings, disks); a fault is not cached.
+    stripped = text.strip()
+    if stripped.startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        query = parse_qs(parts.query)
+        if not parts.path.startswith("/folder") or not query.get("dsName"):
+            raise invalid_path(text)
+        return DatastorePath(query["dsName"][0], clean_path(unquote(parts.path[len("/folder"):]), text))
+    match = _PATH_RE.match(stripped)
+    if match is None or not match.group(1).strip():
+        raise invalid_path(text)
+    return DatastorePath(match.group(1).strip(), clean_path(match.group(2), text))
+
+
 # -- the filesystem -------------------------------------------------------------------------------------------------
 class DatastoreFS:
     def __init__(self, sim, root):
         self.sim = sim
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root_text = str(self.root)
         self._by_name: dict[str, str] = {}  # datastore name -> moid, checked on every use
         self.disks = VirtualDisks(self)
 
@@ -73,20 +100,7 @@ class DatastoreFS:
             return text
         if not isinstance(text, str):
             raise invalid_path(str(text))
-        stripped = text.strip()
-        if stripped.startswith(("http://", "https://")):
-            return self._parse_url(text)
-        match = _PATH_RE.match(stripped)
-        if match is None or not match.group(1).strip():
-            raise invalid_path(text)
-        return DatastorePath(match.group(1).strip(), clean_path(match.group(2), text))
-
-    def _parse_url(self, text: str) -> DatastorePath:
-        parts = urlsplit(text)
-        query = parse_qs(parts.query)
-        if not parts.path.startswith("/folder") or not query.get("dsName"):
-            raise invalid_path(text)
-        return DatastorePath(query["dsName"][0], clean_path(unquote(parts.path[len("/folder"):]), text))
+        return _parse_text(text)
 
     def datastore(self, name: str, datacenter=None, text: str | None = None) -> DatastoreImpl:
         """The datastore named `name` (in `datacenter` when given); InvalidDatastore when there is none."""
@@ -143,16 +157,21 @@ class DatastoreFS:
         """The real path of a datastore path (of a resolved DatastorePath when its datastore `ds` is given): vSAN
         friendly names resolve to their UUID directory. A symlink on the way (one a guest made inside a disk's data)
         is refused, so nothing leads out of the datastore."""
+        return Path(self.local_str(dspath, ds))
+
+    def local_str(self, dspath, ds=None) -> str:
+        """`local()` as a string (pathlib costs more than the lstat calls here)."""
         if ds is None:
             dspath, ds = self.resolve(dspath)
-        base = self.ds_dir(ds)
-        parts = list(dspath.parts)
+        base = os.path.join(self._root_text, ds.name)
+        parts = dspath.parts
         if parts and ds.is_vsan:
-            parts[0] = self.namespace_target(base, parts[0])
+            parts = (self.namespace_target(Path(base), parts[0]), *parts[1:])
         path = base
+        last = len(parts) - 1
         for i, part in enumerate(parts):
-            path = path / part
-            if i < len(parts) - 1 and path.is_symlink():
+            path = f"{path}/{part}"
+            if i < last and os.path.islink(path):
                 raise invalid_path(str(dspath))
         return path
 
@@ -296,7 +315,7 @@ class DatastoreFS:
     # -- files ----------------------------------------------------------------------------------------------------
     def exists(self, dspath) -> bool:
         try:
-            return os.path.lexists(self.local(dspath))
+            return os.path.lexists(self.local_str(dspath))
         except vmodl.MethodFault:
             return False
 

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,8 @@ class CallContext:
     # set by a fault rule: run the task part of this call in the background after this many seconds
     task_delay: float = 0.0
     extra: dict = field(default_factory=dict)
+    # where tasks.start queues its work to run after the answer is sent (None: run it inline)
+    deferred: list | None = None
 
     @property
     def user(self) -> str:
@@ -62,27 +65,55 @@ class Dispatcher:
         self.fault_rules = FaultRules()
         self._counts_lock = threading.Lock()
 
-    def handle(self, body: bytes, soap_action: str | None, cookie: str | None) -> DispatchResult:
+    def handle(self, body: bytes, soap_action: str | None, cookie: str | None,
+               send: Callable[[DispatchResult], None] | None = None) -> DispatchResult:
+        """Serve one SOAP request. With `send`, the answer goes out through it before the work of the tasks the call
+        started runs: still under the sim lock, so no other call can see a task unfinished, as when it ran inline;
+        the client meanwhile reads the answer and sends its first poll, which waits for the lock."""
         version = soap.version_from_soap_action(soap_action)
         session, set_cookie = self.sim.sessions.for_cookie(cookie)
         try:
-            request = soap.parse_request(body, soap_action)
+            request = soap.parse_request(body, soap_action, version)
         except soap.SoapRequestError as err:
-            return DispatchResult(500, _encode_fault(err.fault, version), set_cookie)
+            result = DispatchResult(500, _encode_fault(err.fault, version), set_cookie)
+            if send is not None:
+                send(result)
+            return result
         with self._counts_lock:
             self.call_counts[request.wsdl_name] += 1
+        deferred: list[Callable[[], None]] = []
         try:
-            result_type, value = self.call(request, session)
-            payload = soap.encode_response(request.wsdl_name, result_type, value, request.version)
-            return DispatchResult(200, payload, set_cookie)
-        except vmodl.MethodFault as fault:
-            return DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
-        except Exception as err:  # a sim bug: answer with a fault and keep serving
-            log.exception("internal error in %s", request.wsdl_name)
-            fault = vmodl.fault.SystemError(msg=f"{type(err).__name__}: {err}", reason=str(err))
-            return DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
+            try:
+                result_type, value = self.call(request, session, deferred if send is not None else None)
+                payload = soap.encode_response(request.wsdl_name, result_type, value, request.version)
+                result = DispatchResult(200, payload, set_cookie)
+            except vmodl.MethodFault as fault:
+                result = DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
+            except Exception as err:  # a sim bug: answer with a fault and keep serving
+                log.exception("internal error in %s", request.wsdl_name)
+                fault = vmodl.fault.SystemError(msg=f"{type(err).__name__}: {err}", reason=str(err))
+                result = DispatchResult(500, _encode_fault(fault, request.version), set_cookie)
+            if send is not None:
+                send(result)
+            return result
+        finally:
+            if deferred:
+                self._run_deferred(deferred)
 
-    def call(self, request: soap.SoapRequest, session: Session):
+    def _run_deferred(self, deferred: list) -> None:
+        """The tasks' work queued by the call, then the state flush; releases the lock `call` kept."""
+        try:
+            while deferred:
+                deferred.pop(0)()
+        finally:
+            try:
+                self.sim.flush_state()
+            finally:
+                self.lock.release()
+
+    def call(self, request: soap.SoapRequest, session: Session, deferred: list | None = None):
+        """Run the method under the sim lock. With a `deferred` list, task work is queued there instead of run
+        inline; when any was queued the lock stays held and the caller must run `_run_deferred(deferred)`."""
         name = request.wsdl_name
         if name not in UNAUTHENTICATED_METHODS and not session.authenticated:
             raise vim.fault.NotAuthenticated(msg="The session is not authenticated.", object=request.this,
@@ -90,33 +121,37 @@ class Dispatcher:
         rule = self.fault_rules.match(name, request.this._moId)
         if rule is not None and rule.delay and not rule.delay_task_only:
             time.sleep(rule.delay)
-        with self.lock:
+        self.lock.acquire()
+        try:
             session.touch()
             obj = self.sim.registry.get(request.this)
-            ctx = CallContext(self.sim, session, name, request.version, request.this)
+            ctx = CallContext(self.sim, session, name, request.version, request.this, deferred=deferred)
             self.sim.current = ctx
             if rule is not None:
                 if rule.fault is not None:
                     raise rule.make_fault(request.this)
                 ctx.task_delay = rule.delay if rule.delay_task_only else 0.0
-            try:
-                if request.method is None:
-                    prop = request.args["prop"]
-                    result_type = VmomiSupport.GetPropertyInfo(type(request.this), prop).type \
-                        if _has_property(type(request.this), prop) else object
-                    value = obj.get_path(prop)
-                    return result_type, value
-                impl = getattr(obj, name, None)
-                if impl is None or not callable(impl):
-                    raise vmodl.fault.MethodNotFound(
-                        msg=f"The method {name} is not implemented by this simulator for {obj.vim_type._wsdlName}",
-                        receiver=request.this, method=name)
-                if name in (obj.props.get("disabledMethod") or ()):
-                    check_method_enabled(self.sim, obj, name, session)
-                value = impl(ctx, **request.args)
-                return request.method.info.result, value
-            finally:
-                self.sim.flush_state()
+            if request.method is None:
+                prop = request.args["prop"]
+                result_type = VmomiSupport.GetPropertyInfo(type(request.this), prop).type \
+                    if _has_property(type(request.this), prop) else object
+                value = obj.get_path(prop)
+                return result_type, value
+            impl = getattr(obj, name, None)
+            if impl is None or not callable(impl):
+                raise vmodl.fault.MethodNotFound(
+                    msg=f"The method {name} is not implemented by this simulator for {obj.vim_type._wsdlName}",
+                    receiver=request.this, method=name)
+            if name in (obj.props.get("disabledMethod") or ()):
+                check_method_enabled(self.sim, obj, name, session)
+            value = impl(ctx, **request.args)
+            return request.method.info.result, value
+        finally:
+            if not deferred:
+                try:
+                    self.sim.flush_state()
+                finally:
+                    self.lock.release()
 
 
 def _encode_fault(fault: vmodl.MethodFault, version: str) -> bytes:

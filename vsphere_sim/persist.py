@@ -2,7 +2,10 @@
 
 One row per persistent managed object (its class and `extra_state()` as JSON), one row per top-level property. Dispatch
 calls `flush()` after every vim25 call; it writes, in one transaction, only the properties whose registry version moved
-since they were last written, so a flush after one VM change costs that VM's changed properties, not the world. sqlite
+since they were last written, so a flush after one VM change costs that VM's changed properties, not the world. A list
+of morefs (a folder's childEntity, a datastore's vm: thousands) is kept one row per member in `members`, and the steps
+`base.ref_list_*` logged are written as they are (a member added or removed), so creating the 10,000th VM writes what
+the 1st did; a list changed any other way is rewritten whole. sqlite
 runs in WAL mode with `synchronous=NORMAL`: a committed flush survives a `kill -9` of the sim (it is in the OS page
 cache), so a crash loses at most the call in flight. WAL checkpoints (the only fsyncs) run on a background thread, off
 the calls' path.
@@ -41,7 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vsphere_sim.persist")
 
-FORMAT = "2"
+FORMAT = "3"
+# Stores of these formats load (format 2 had no `members`: its lists are whole rows, rewritten as members on change).
+READABLE_FORMATS = ("2", FORMAT)
 _PLAIN = (str, int, float, bool)
 _MISSING = object()
 _MOID_COUNTER = re.compile(r"^(.+?)-?(\d+)$")  # vm-42 -> vm; group-v12 -> group-v (see folder.new_moid)
@@ -53,7 +58,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 CREATE TABLE IF NOT EXISTS objects (moid TEXT PRIMARY KEY, cls TEXT NOT NULL, extra TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS props (moid TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
                                   PRIMARY KEY (moid, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members (moid TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+                                    member TEXT NOT NULL, value BLOB NOT NULL,
+                                    PRIMARY KEY (moid, name, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_member ON members (moid, name, member);
 """
+# The props row of a list kept in `members`: its array type.
+_MEMBERS_KEY = "$members"
 
 
 class StateStoreError(RuntimeError):
@@ -217,13 +228,93 @@ def _import_class(name: str) -> type:
 
 
 class _Written:
-    """What the store holds for one object: the class, the extra-state JSON and each property's version."""
-    __slots__ = ("cls", "extra", "versions")
+    """What the store holds for one object: the class, the extra-state JSON and each property's version; for each list
+    kept in `members`, the next free position."""
+    __slots__ = ("cls", "extra", "versions", "next_seq")
 
-    def __init__(self, cls: str, extra: str, versions: dict[str, int | None]):
+    def __init__(self, cls: str, extra: str, versions: dict[str, int | None], next_seq: dict | None = None):
         self.cls = cls
         self.extra = extra
         self.versions = versions
+        self.next_seq: dict[str, int] = next_seq if next_seq is not None else {}
+
+
+_list_kinds: dict[tuple[type, str], str | None] = {}
+
+
+def member_list_type(obj, name: str) -> str | None:
+    """The vmodl array type of a property kept in `members` (an array of morefs), else None."""
+    key = (type(obj), name)
+    if key not in _list_kinds:
+        try:
+            ptype = obj.property_type(name)
+        except (AttributeError, KeyError):
+            ptype = None
+        is_refs = ptype is not None and issubclass(ptype, Array) and issubclass(ptype.Item, ManagedObject)
+        _list_kinds[key] = _vmodl_name(ptype) if is_refs else None
+    return _list_kinds[key]
+
+
+def _member_row(moid: str, name: str, seq: int, ref) -> tuple:
+    return (moid, name, seq, ref._moId, marshal.dumps(encode_value(ref)))
+
+
+class _MemberOps:
+    """The `members` rows one flush writes, in order: a list's logged steps as they were taken, or the whole list."""
+
+    _SQL = {
+        "clear": "DELETE FROM members WHERE moid=? AND name=?",
+        "insert": "INSERT OR REPLACE INTO members VALUES (?,?,?,?,?)",
+        # the first of that member, as ref_list_remove takes it
+        "remove": "DELETE FROM members WHERE moid=? AND name=? AND seq=(SELECT min(seq) FROM members "
+                  "WHERE moid=? AND name=? AND member=?)",
+    }
+
+    def __init__(self):
+        self.batches: list[tuple[str, list]] = []  # (kind, rows): runs of one kind, in order
+        self.logs_written: list[tuple] = []  # (obj, prop) whose logged steps this flush covers
+
+    def _add(self, kind: str, rows):
+        if self.batches and self.batches[-1][0] == kind:
+            self.batches[-1][1].extend(rows)
+        else:
+            self.batches.append((kind, list(rows)))
+
+    def collect(self, obj, name: str, refs, written_version, next_seq: int | None) -> int:
+        """Rows for list property `name` of `obj`, written at `written_version` (next free position `next_seq`);
+        returns the next free position after them."""
+        moid = obj.moid
+        steps = obj.__dict__.get("ref_log", {}).get(name)
+        self.logs_written.append((obj, name))
+        if next_seq is not None and steps and _steps_cover(steps, written_version, obj.prop_versions.get(name)):
+            for _before, _after, op, ref in steps:
+                if op == "add":
+                    self._add("insert", [_member_row(moid, name, next_seq, ref)])
+                    next_seq += 1
+                else:
+                    self._add("remove", [(moid, name, moid, name, ref._moId)])
+            return next_seq
+        self.clear(moid, name)
+        self._add("insert", [_member_row(moid, name, seq, ref) for seq, ref in enumerate(refs)])
+        return len(refs)
+
+    def clear(self, moid: str, name: str):
+        self._add("clear", [(moid, name)])
+
+    def execute(self, conn):
+        for kind, rows in self.batches:
+            conn.executemany(self._SQL[kind], rows)
+
+
+def _steps_cover(steps, written_version, current_version) -> bool:
+    """Whether the logged steps lead, one after the other, from the written version to the current one (no change to
+    the list went around the helpers)."""
+    version = written_version
+    for before, after, _op, _ref in steps:
+        if before != version:
+            return False
+        version = after
+    return version == current_version
 
 
 # -- the store ------------------------------------------------------------------------------------------------------
@@ -263,7 +354,7 @@ class StateStore:
         self._failing = False
         self.closed = False
         row = self._conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        if row is None:
+        if row is None or row[0] in READABLE_FORMATS:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
         elif row[0] != FORMAT:
             self._conn.close()
@@ -285,6 +376,7 @@ class StateStore:
             if self.closed:
                 return
             obj_rows, prop_rows, prop_deletes, written_updates = [], [], [], []
+            member_ops = _MemberOps()
             counters: dict[str, int] = {}
             objects = registry.objects
             for moid in registry.dirty:
@@ -293,7 +385,7 @@ class StateStore:
                     continue
                 if moid not in self._written:
                     self._note_counter(counters, moid)
-                self._collect(obj, obj_rows, prop_rows, prop_deletes, written_updates)
+                self._collect(obj, obj_rows, prop_rows, prop_deletes, written_updates, member_ops)
             deleted = [moid for moid in registry.deleted if moid not in objects]
             for moid in deleted:
                 self._note_counter(counters, moid)
@@ -304,6 +396,8 @@ class StateStore:
                     params = [(m,) for m in deleted]
                     conn.executemany("DELETE FROM objects WHERE moid=?", params)
                     conn.executemany("DELETE FROM props WHERE moid=?", params)
+                    conn.executemany("DELETE FROM members WHERE moid=?", params)
+                member_ops.execute(conn)
                 if obj_rows:
                     conn.executemany("INSERT OR REPLACE INTO objects VALUES (?,?,?)", obj_rows)
                 if prop_deletes:
@@ -326,14 +420,21 @@ class StateStore:
             self._committed.set()
             for moid in deleted:
                 self._written.pop(moid, None)
-            for moid, cls, extra, updates, removed in written_updates:
+            for moid, cls, extra, updates, removed, next_seq in written_updates:
                 record = self._written.get(moid)
                 if record is None or record.cls != cls:
                     record = self._written[moid] = _Written(cls, extra, {})
                 record.extra = extra
                 record.versions.update(updates)
                 for name in removed:
-                    record.versions.pop(name, None)
+                    if name not in updates:
+                        record.versions.pop(name, None)
+                    record.next_seq.pop(name, None)
+                record.next_seq.update(next_seq)
+            for obj, name in member_ops.logs_written:
+                steps = obj.__dict__.get("ref_log")
+                if steps is not None:
+                    steps.pop(name, None)
             self._counters.update(counters)
         registry.dirty.clear()
         registry.deleted.clear()
@@ -345,7 +446,7 @@ class StateStore:
             if n > max(self._counters.get(prefix, 0), counters.get(prefix, 0)):
                 counters[prefix] = n
 
-    def _collect(self, obj, obj_rows, prop_rows, prop_deletes, written_updates):
+    def _collect(self, obj, obj_rows, prop_rows, prop_deletes, written_updates, member_ops):
         """Rows for what changed in `obj` since it was last written; the bookkeeping is applied after the commit."""
         moid = obj.moid
         old = self._written.get(moid)
@@ -358,18 +459,33 @@ class StateStore:
             extra = old.extra if old is not None else "{}"
         if old is None or old.cls != cls:
             old_versions: dict = {}
+            old_seq: dict = {}
             obj_rows.append((moid, cls, extra))
         else:
             old_versions = old.versions
+            old_seq = old.next_seq
             if old.extra != extra:
                 obj_rows.append((moid, cls, extra))
         versions = obj.prop_versions
         props = obj.props
         updates = {}
+        next_seq: dict[str, int] = {}
+        dropped: list[str] = []  # lists kept in members before, written whole now
         for name, value in props.items():
             version = versions.get(name)
             if old_versions.get(name, _MISSING) == version:
                 continue
+            list_type = member_list_type(obj, name) if isinstance(value, list) else None
+            if list_type is not None:
+                if name not in old_seq:  # first time kept as members: the props row says so
+                    prop_rows.append((moid, name, marshal.dumps({_MEMBERS_KEY: list_type})))
+                next_seq[name] = member_ops.collect(obj, name, value, old_versions.get(name, _MISSING),
+                                                    old_seq.get(name))
+                updates[name] = version
+                continue
+            if name in old_seq:  # no longer a list of morefs: a whole row again
+                member_ops.clear(moid, name)
+                dropped.append(name)
             try:
                 prop_rows.append((moid, name, encode_property(obj, name, value)))
             except Exception:  # a half-built value must not break the call that made it; save the rest
@@ -379,7 +495,9 @@ class StateStore:
         removed = [name for name in old_versions if name not in props]
         for name in removed:
             prop_deletes.append((moid, name))
-        written_updates.append((moid, cls, extra, updates, removed))
+            if name in old_seq:
+                member_ops.clear(moid, name)
+        written_updates.append((moid, cls, extra, updates, removed + dropped, next_seq))
 
     def _checkpoint_loop(self):
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
@@ -410,6 +528,12 @@ class StateStore:
             props: dict[str, dict[str, bytes]] = {}
             for moid, name, value in self._conn.execute("SELECT moid, name, value FROM props"):
                 props.setdefault(moid, {})[name] = value
+            members: dict[tuple[str, str], list[bytes]] = {}
+            next_seq: dict[str, dict[str, int]] = {}
+            for moid, name, seq, value in self._conn.execute(
+                    "SELECT moid, name, seq, value FROM members ORDER BY moid, name, seq"):
+                members.setdefault((moid, name), []).append(value)
+                next_seq.setdefault(moid, {})[name] = seq + 1
             for key, value in self._conn.execute("SELECT key, value FROM meta WHERE key LIKE 'counter:%'"):
                 self._counters[key.removeprefix("counter:")] = int(value)
         registry = sim.registry
@@ -421,9 +545,17 @@ class StateStore:
                 log.error("state store: skipping %s, class %s no longer exists", moid, cls_name)
                 continue
             values = {}
+            member_props: dict[str, int] = {}
             for name, blob in props.get(moid, {}).items():
                 try:
-                    values[name] = decode_property(blob)
+                    data = marshal.loads(blob)
+                    if isinstance(data, dict) and _MEMBERS_KEY in data:
+                        value = VmomiSupport.GetVmodlType(data[_MEMBERS_KEY])(
+                            decode_property(b) for b in members.get((moid, name), ()))
+                        member_props[name] = next_seq.get(moid, {}).get(name, 0)
+                    else:
+                        value = decode_value(data)
+                    values[name] = value
                 except Exception:
                     log.exception("state store: cannot load %s.%s", moid, name)
             existing = registry.find(moid)
@@ -438,16 +570,17 @@ class StateStore:
                 ManagedObjectImpl.__init__(obj, sim, moid)
                 for name, value in values.items():
                     obj.props[name] = obj._coerce(name, value)
-            loaded.append((obj, cls_name, extra, values))
-        for obj, _cls, extra, _values in loaded:
+            loaded.append((obj, cls_name, extra, values, member_props))
+        for obj, _cls, extra, _values, _members in loaded:
             obj.load_extra_state(json.loads(extra))
             if registry.find(obj.moid) is None:
                 registry.add(obj)
         with self._lock:
-            for obj, cls_name, extra, values in loaded:
+            for obj, cls_name, extra, values, member_props in loaded:
                 # what is on disk now: nothing to rewrite until something changes
                 self._written[obj.moid] = _Written(cls_name, extra,
-                                                   {name: obj.prop_versions.get(name) for name in values})
+                                                   {name: obj.prop_versions.get(name) for name in values},
+                                                   member_props)
                 registry.dirty.discard(obj.moid)
         highest: dict[str, int] = dict(self._counters)
         for obj, *_ in loaded:
@@ -471,6 +604,7 @@ class StateStore:
             self._conn.execute("BEGIN")
             self._conn.execute("DELETE FROM objects")
             self._conn.execute("DELETE FROM props")
+            self._conn.execute("DELETE FROM members")
             self._conn.execute("DELETE FROM meta WHERE key LIKE 'counter:%'")
             self._conn.execute("COMMIT")
             self._written.clear()
@@ -511,6 +645,10 @@ def dump(path: str | Path, moid: str | None = None) -> dict:
         for oid, cls, extra in conn.execute(query, args):
             props = {name: marshal.loads(blob) for name, blob in
                      conn.execute("SELECT name, value FROM props WHERE moid=?", (oid,))}
+            for name, blob in conn.execute("SELECT name, value FROM members WHERE moid=? ORDER BY name, seq", (oid,)):
+                entry = props.get(name)
+                if isinstance(entry, dict) and _MEMBERS_KEY in entry:
+                    entry.setdefault("members", []).append(marshal.loads(blob))
             out[oid] = {"class": cls, "extra": json.loads(extra), "props": props}
         return out
     finally:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from pyVmomi import vmodl
+from pyVmomi import vim, vmodl
 
 if TYPE_CHECKING:
     from .objects.base import ManagedObjectImpl
@@ -34,6 +34,9 @@ class Registry:
         self._add_count = itertools.count()
         # called with each object removed (the simulator drops what other parts keep about a destroyed entity)
         self.on_remove: list[Callable[[ManagedObjectImpl], None]] = []
+        # inventory entities by name, so a sibling-name check never walks a folder of thousands
+        self._by_name: dict[str, dict[str, ManagedObjectImpl]] = {}
+        self._name_of: dict[str, str] = {}
 
     def next_id(self, prefix: str) -> str:
         """vCenter-style moref ids: `vm-42`, `task-7`; one counter per prefix, never reused."""
@@ -65,6 +68,7 @@ class Registry:
         if obj.persistent:
             self.dirty.add(obj.moid)
             self.deleted.discard(obj.moid)
+        self._index_name(obj)
         self.changes.notify_all()
         return obj
 
@@ -78,6 +82,7 @@ class Registry:
         self.version += 1
         self.structure_version = self.version
         self.removed[obj.moid] = self.version
+        self._unindex_name(obj.moid)
         if obj.persistent:
             self.deleted.add(obj.moid)
             self.dirty.discard(obj.moid)
@@ -89,6 +94,8 @@ class Registry:
         self.version += 1
         for name in names:
             obj.prop_versions[name] = self.version
+            if name == "name" and obj.moid in self.objects:
+                self._index_name(obj)
         if obj.persistent and obj.moid in self.objects:
             self.dirty.add(obj.moid)
         self.changes.notify_all()
@@ -108,6 +115,32 @@ class Registry:
 
     def find(self, moid: str):
         return self.objects.get(moid)
+
+    def named(self, name: str) -> list[ManagedObjectImpl]:
+        """The inventory entities called `name`, anywhere."""
+        return list(self._by_name.get(name, {}).values())
+
+    def _index_name(self, obj: ManagedObjectImpl) -> None:
+        name = obj.props.get("name")
+        if not isinstance(name, str) or not isinstance(obj.ref, vim.ManagedEntity):
+            return
+        moid = obj.moid
+        old = self._name_of.get(moid)
+        if old == name:
+            return
+        if old is not None:
+            self._unindex_name(moid)
+        self._by_name.setdefault(name, {})[moid] = obj
+        self._name_of[moid] = name
+
+    def _unindex_name(self, moid: str) -> None:
+        old = self._name_of.pop(moid, None)
+        if old is not None:
+            bucket = self._by_name.get(old)
+            if bucket is not None:
+                bucket.pop(moid, None)
+                if not bucket:
+                    del self._by_name[old]
 
     def of_type(self, vim_type: type) -> list:
         """The objects whose moref is a `vim_type` (subtypes too), in the order they were added."""

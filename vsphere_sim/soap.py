@@ -6,12 +6,15 @@ wraps results and faults; no data XML is written by hand.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError, ParserCreate
 
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
 from pyVmomi.VmomiSupport import F_OPTIONAL, ManagedMethod, ManagedObject, Object
+
+from .soap_values import ValueReader
 
 SOAPENV = SoapAdapter.XMLNS_SOAPENV
 NS_SEP = SoapAdapter.NS_SEP
@@ -69,7 +72,7 @@ def lookup_method(wsdl_name: str) -> ManagedMethod:
 
 
 class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
-    """Walks Envelope/Body/<Method>/<param>*, handing each param element to pyVmomi's SoapDeserializer."""
+    """Walks Envelope/Body/<Method>/<param>*, reading each param element as a value of its type (soap_values)."""
 
     def __init__(self, version: str):
         super().__init__()
@@ -82,14 +85,15 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
         self.values: dict[str, list] = {}
         self.this = None
         self.unknown_method: str | None = None  # reported once `_this` is read: MethodNotFound needs a receiver
-        self.pending: tuple[str, SoapAdapter.SoapDeserializer, bool] | None = None
+        self.value = ValueReader(self, version)
+        self.pending: tuple[str, bool] | None = None
 
     def _collect_pending(self):
         if self.pending is None:
             return
-        name, deser, is_array_item = self.pending
+        name, is_array_item = self.pending
         self.pending = None
-        value = deser.GetResult()
+        value = self.value.result
         if name == "_this":
             self.this = value
             if self.unknown_method is not None:
@@ -102,6 +106,9 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
             self.values[name] = value
 
     def StartElementHandler(self, tag, attr):
+        if self.value.active:
+            self.value.start(tag, attr)
+            return
         self._collect_pending()
         self.depth += 1
         ns, _, local = tag.rpartition(NS_SEP)
@@ -120,7 +127,7 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
                 except KeyError:
                     self.unknown_method = local
                 else:
-                    self.params = {p.name: p for p in self.method.info.params}
+                    self.params = _params_of(self.method)
         elif self.depth == 4 and self.in_body:
             self._start_param(local, tag, attr)
 
@@ -142,19 +149,27 @@ class _RequestReader(SoapAdapter.ExpatDeserializerNSHandlers):
             is_item = issubclass(ptype, list)
             if is_item:
                 ptype = ptype.Item
-        deser = SoapAdapter.SoapDeserializer(version=self.version)
-        deser.Deserialize(self.parser, ptype, False, self.nsMap)
-        self.pending = (local, deser, is_item)
-        # Hand the current start tag to the deserializer; it gives the parser back after the matching end tag.
+        self.pending = (local, is_item)
+        # The param element itself is the value's element; the reader gives control back after its end tag.
         self.depth -= 1
-        deser.StartElementHandler(tag, attr)
+        self.value.begin(ptype)
+        self.value.start(tag, attr)
 
     def EndElementHandler(self, tag):
+        if self.value.active:
+            self.value.end(tag)
+            return
         self._collect_pending()
         self.depth -= 1
 
     def CharacterDataHandler(self, data):
-        pass
+        if self.value.active:
+            self.value.text(data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _params_of(method: ManagedMethod) -> dict[str, Object]:
+    return {p.name: p for p in method.info.params}
 
 
 def _method_not_found(name: str, receiver) -> SoapRequestError:
@@ -166,16 +181,20 @@ def _refuse_doctype(*_args):
     raise _invalid_request("DOCTYPE and entity declarations are not allowed")
 
 
-def parse_request(body: bytes, soap_action: str | None = None) -> SoapRequest:
+def parse_request(body: bytes, soap_action: str | None = None, version: str | None = None) -> SoapRequest:
     """Decode one SOAP request into its method, `_this` and typed arguments."""
     if len(body) > MAX_REQUEST_BYTES:
         raise _invalid_request(f"request of {len(body)} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
-    version = version_from_soap_action(soap_action)
+    if version is None:
+        version = version_from_soap_action(soap_action)
     reader = _RequestReader(version)
     parser = ParserCreate(namespace_separator=NS_SEP)
     parser.buffer_text = True
-    reader.parser = parser
-    SoapAdapter.SetHandlers(parser, SoapAdapter.GetHandlers(reader))
+    parser.StartElementHandler = reader.StartElementHandler
+    parser.EndElementHandler = reader.EndElementHandler
+    parser.CharacterDataHandler = reader.CharacterDataHandler
+    parser.StartNamespaceDeclHandler = reader.StartNamespaceDeclHandler
+    parser.EndNamespaceDeclHandler = reader.EndNamespaceDeclHandler
     parser.StartDoctypeDeclHandler = _refuse_doctype
     parser.EntityDeclHandler = _refuse_doctype
     try:
@@ -209,17 +228,39 @@ def parse_request(body: bytes, soap_action: str | None = None) -> SoapRequest:
     return SoapRequest(reader.wsdl_name, reader.this, args, version, reader.method)
 
 
-def _ns_map(version: str) -> dict:
+@functools.lru_cache(maxsize=64)
+def _ns_map_cached(version: str) -> dict:
     ns_map = SoapAdapter.SOAP_NSMAP.copy()
     ns_map[VmomiSupport.GetWsdlNamespace(version)] = ""
     return ns_map
 
 
+def _ns_map(version: str) -> dict:
+    return dict(_ns_map_cached(version))
+
+
 _ENVELOPE_START = SoapAdapter.XML_HEADER + "\n" + SoapAdapter.SOAP_START
 _ENVELOPE_END = SoapAdapter.SOAP_END
+_MOID_MARK = "vsim-moid-mark"
+_PLAIN_MOID = re.compile(r"^[A-Za-z0-9_.:\-\[\]]+$")
+# (method, result type, version, moref class) -> the response around the moid, for calls that answer a moref
+_moref_responses: dict[tuple, tuple[bytes, bytes]] = {}
 
 
 def encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:
+    if isinstance(value, ManagedObject) and not value._serverGuid and _PLAIN_MOID.match(value._moId):
+        # every *_Task call answers a Task moref: pyVmomi's bytes for it, made once per method, with the moid in
+        key = (wsdl_name, result_type, version, type(value))
+        parts = _moref_responses.get(key)
+        if parts is None:
+            head, _, tail = _encode_response(wsdl_name, result_type, type(value)(_MOID_MARK), version) \
+                .partition(_MOID_MARK.encode())
+            parts = _moref_responses[key] = (head, tail)
+        return parts[0] + value._moId.encode() + parts[1]
+    return _encode_response(wsdl_name, result_type, value, version)
+
+
+def _encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:
     info = Object(name="returnval", type=result_type, version=version, flags=F_OPTIONAL)
     body = SoapAdapter.SerializeToStr(value, info, version, _ns_map(version))
     ns = VmomiSupport.GetWsdlNamespace(version)

@@ -1,7 +1,9 @@
 """Tasks: a `*_Task` method returns a Task at once; its work runs here, queued → running → success | error.
 
 The work runs inline (the task is already finished when the call returns, as a fast vCenter often is) unless a fault
-rule asks for a delay, in which case it runs on a worker thread after the delay, under the sim lock.
+rule asks for a delay, in which case it runs on a worker thread after the delay, under the sim lock. A call served over
+HTTP queues the work on its context instead: dispatch sends the answer first and then runs it, still under the lock the
+call took, so no other call ever sees the task unfinished but the client reads the answer meanwhile.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .objects.base import ManagedObjectImpl
+from .objects.data import make
 from .sessions import now
 
 if TYPE_CHECKING:
@@ -66,11 +69,12 @@ class TaskRunner:
         method = _method_for(ctx.wsdl_name)
         entity = entity if entity is not None else (target if isinstance(target.ref, vim.ManagedEntity) else None)
         self._event_chain += 1
-        info = vim.TaskInfo(
+        info = make(
+            vim.TaskInfo,
             key=task.moid, task=task.ref, name=method, descriptionId=_description_id(target, method, ctx.wsdl_name),
             entity=entity.ref if entity is not None else None,
             entityName=entity.name if entity is not None else None,
-            state="queued", cancelled=False, cancelable=False, reason=vim.TaskReasonUser(userName=ctx.user),
+            state="queued", cancelled=False, cancelable=False, reason=make(vim.TaskReasonUser, userName=ctx.user),
             queueTime=now(), eventChainId=self._event_chain, changeTag=None, parentTaskKey=None,
             rootTaskKey=None, activationId=None)
         task.init_props(info=info)
@@ -79,6 +83,8 @@ class TaskRunner:
             thread = threading.Thread(target=self._run_later, args=(task, work, ctx.task_delay), daemon=True,
                                       name=f"task-{task.moid}")
             thread.start()
+        elif ctx.deferred is not None:
+            ctx.deferred.append(lambda: self._run(task, work))
         else:
             self._run(task, work)
         return task.ref

@@ -133,23 +133,71 @@ class ManagedEntityImpl(ManagedObjectImpl):
 
 
 # -- list properties of morefs --------------------------------------------------------------------------------------
-def ref_list_add(obj, prop: str, ref) -> None:
-    """Append a moref to a list property unless it is already there, and record the change."""
+# A folder's childEntity or a datastore's vm can hold thousands of morefs. The helpers below change them one at a time
+# and log each step in `obj.ref_log[prop]`, so the state store writes that step instead of the whole list (persist.py).
+def ref_list_append(obj, prop: str, ref) -> None:
+    """Append a moref to a list property (no duplicate check), and record the change."""
     refs = obj.props.get(prop)
     if refs is None:
         obj.set(**{prop: [ref]})
         return
-    if any(r._moId == ref._moId for r in refs):
-        return
+    before = obj.prop_versions.get(prop)
     refs.append(ref)
     obj.touch(prop)
+    _log_ref_step(obj, prop, before, "add", ref)
+
+
+def ref_list_add(obj, prop: str, ref) -> None:
+    """Append a moref to a list property unless it is already there, and record the change."""
+    refs = obj.props.get(prop)
+    if refs is not None:
+        members = _members(obj, prop, refs)
+        if ref._moId in members:
+            return
+    ref_list_append(obj, prop, ref)
+    if refs is not None:
+        members.add(ref._moId)
+        obj.__dict__["ref_members"][prop] = (obj.prop_versions.get(prop), members)
 
 
 def ref_list_remove(obj, prop: str, ref) -> None:
     """Remove a moref from a list property (if there), and record the change."""
     refs = obj.props.get(prop) or []
-    for i, r in enumerate(refs):
-        if r._moId == ref._moId:
-            del refs[i]
-            obj.touch(prop)
-            return
+    i = _index_of(refs, ref._moId)
+    if i is None:
+        return
+    before = obj.prop_versions.get(prop)
+    cached = obj.__dict__.get("ref_members", {}).get(prop)
+    del refs[i]
+    obj.touch(prop)
+    _log_ref_step(obj, prop, before, "remove", ref)
+    if cached is not None and cached[0] == before:
+        cached[1].discard(ref._moId)
+        obj.__dict__["ref_members"][prop] = (obj.prop_versions.get(prop), cached[1])
+
+
+def _members(obj, prop: str, refs) -> set[str]:
+    """The moids in a list property, kept beside it while only these helpers change it (rebuilt otherwise)."""
+    cache = obj.__dict__.setdefault("ref_members", {})
+    version = obj.prop_versions.get(prop)
+    found = cache.get(prop)
+    if found is None or found[0] != version:
+        found = cache[prop] = (version, {r._moId for r in refs})
+    return found[1]
+
+
+def _index_of(refs, moid: str) -> int | None:
+    # Newest first: what goes is most often what came last (a VM created, then destroyed). The helpers never put a
+    # moref in twice, so the last one found is the only one.
+    for i in range(len(refs) - 1, -1, -1):
+        if refs[i]._moId == moid:
+            return i
+    return None
+
+
+def _log_ref_step(obj, prop: str, before, op: str, ref) -> None:
+    """One step of a list property, from version `before` to its current one (only kept when a store will read it)."""
+    if obj.sim.store is None or not obj.persistent:
+        return
+    log = obj.__dict__.setdefault("ref_log", {})
+    log.setdefault(prop, []).append((before, obj.prop_versions.get(prop), op, ref))

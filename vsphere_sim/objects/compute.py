@@ -8,6 +8,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from ..sessions import now
 from .base import ManagedEntityImpl, ManagedObjectImpl, ref_list_add, ref_list_remove
+from .data import make
 from .folder import InventoryEntity, check_unique_name, checked_entity_name, new_moid
 
 ESX_VERSION = "8.0.3"
@@ -23,10 +24,15 @@ CPU_MODEL = "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz"
 
 def required_false(cls, **values):
     """A data object with every required boolean set False unless given (capability objects have dozens)."""
-    for prop in cls._GetPropertyList():
-        if prop.name not in values and not prop.flags & VmomiSupport.F_OPTIONAL and prop.type is bool:
-            values[prop.name] = False
-    return cls(**values)
+    for name in _required_bools(cls):
+        values.setdefault(name, False)
+    return make(cls, **values)
+
+
+@functools.cache
+def _required_bools(cls) -> tuple[str, ...]:
+    return tuple(prop.name for prop in cls._GetPropertyList()
+                 if not prop.flags & VmomiSupport.F_OPTIONAL and prop.type is bool)
 
 
 def esx_about() -> vim.AboutInfo:

@@ -27,6 +27,7 @@ from pyVmomi import vim, vmodl
 
 from ..sessions import now
 from .base import ManagedObjectImpl
+from .data import make
 
 log = logging.getLogger("vsphere_sim.events")
 
@@ -54,8 +55,8 @@ def entity_argument(obj) -> vim.event.EntityEventArgument | None:
     ref, name = obj.ref, obj.props.get("name")
     for arg_type, ref_type, field in _ENTITY_ARGS:
         if isinstance(ref, ref_type):
-            return arg_type(name=name, **{field: ref})
-    return vim.event.ManagedEntityEventArgument(name=name, entity=ref)
+            return make(arg_type, name=name, **{field: ref})
+    return make(vim.event.ManagedEntityEventArgument, name=name, entity=ref)
 
 
 _ENTITY_ARGS = (
@@ -85,8 +86,12 @@ def vm_event(sim, event_type, vm, **fields) -> vim.event.Event:
     datacenter = vm.datacenter() if hasattr(vm, "datacenter") else None
     if datacenter is not None:
         args["datacenter"] = entity_argument(datacenter)
-    args.update(fields)
-    return event_type(**args)
+    if fields:  # from callers (configSpec of a reconfigure, names of a rename): checked as pyVmomi checks them
+        event = make(event_type, **args)
+        for name, value in fields.items():
+            setattr(event, name, value)
+        return event
+    return make(event_type, **args)
 
 
 @dataclass

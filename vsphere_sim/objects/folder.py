@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyVmomi import vim, vmodl
 
-from .base import ManagedEntityImpl, ref_list_remove
+from .base import ManagedEntityImpl, ref_list_append, ref_list_remove
 
 # vCenter's limit on inventory names (VIC truncates its VM names to this).
 MAX_NAME_LENGTH = 80
@@ -49,8 +49,15 @@ def check_unique_name(container, name: str, exclude=None, children=None) -> None
     """DuplicateName when another child of `container` already carries `name` (vCenter: unique among siblings)."""
     if container is None:
         return
-    siblings = children if children is not None else container_children(container)
-    for child in siblings:
+    if children is None:
+        # the entities of that name (the registry's index), checked for being children: not every child walked
+        named = [obj for obj in container.sim.registry.named(name)
+                 if obj is not exclude and obj.props.get("parent") is not None
+                 and obj.props["parent"]._moId == container.moid]
+        if not named:
+            return
+        children = container_children(container)
+    for child in children:
         if child is exclude or child.props.get("name") != name:
             continue
         raise vim.fault.DuplicateName(msg=f"The name '{name}' already exists.", name=name, object=container.ref)
@@ -139,8 +146,7 @@ class FolderImpl(InventoryEntity, ManagedEntityImpl):
                 if obj is not None]
 
     def add_child(self, child):
-        self.props["childEntity"].append(child.ref)
-        self.touch("childEntity")
+        ref_list_append(self, "childEntity", child.ref)
 
     def remove_child(self, child):
         ref_list_remove(self, "childEntity", child.ref)

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from .base import ManagedObjectImpl
+from .data import make
 
 _MISSING = object()
+_ObjectContent = vmodl.query.PropertyCollector.ObjectContent
+_MissingProperty = vmodl.query.PropertyCollector.MissingProperty
+_DynamicProperty = vmodl.DynamicProperty
 _SER_VERSION = VmomiSupport.GetVersionFromVersionUri("vim25/8.0.3.0")
 
 
@@ -179,10 +183,10 @@ def object_content(obj, paths) -> vmodl.query.PropertyCollector.ObjectContent:
     for path in paths:
         value, fault = read_path(obj, path)
         if fault is not None:
-            missing.append(vmodl.query.PropertyCollector.MissingProperty(path=path, fault=fault))
+            missing.append(make(_MissingProperty, path=path, fault=fault))
         elif value is not None:
-            props.append(vmodl.DynamicProperty(name=path, val=value))
-    return vmodl.query.PropertyCollector.ObjectContent(obj=obj.ref, propSet=props, missingSet=missing)
+            props.append(make(_DynamicProperty, name=path, val=value))
+    return make(_ObjectContent, obj=obj.ref, propSet=props, missingSet=missing)
 
 
 # -- filters ------------------------------------------------------------------------------------------------------
@@ -322,7 +326,7 @@ class PropertyCollectorImpl(ManagedObjectImpl):
 
     def _page(self, ctx, contents, limit):
         if limit is None or len(contents) <= limit:
-            return vmodl.query.PropertyCollector.RetrieveResult(objects=contents)
+            return make(vmodl.query.PropertyCollector.RetrieveResult, objects=contents)
         token = str(next(self._tokens))
         state = self._state(ctx)
         state.pending[token] = (contents[limit:], limit)

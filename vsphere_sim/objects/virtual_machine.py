@@ -8,15 +8,18 @@ files in `vm_files.py`, snapshots in `vm_snapshot.py`, the `.vmx` format in `vmx
 """
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 
 from pyVmomi import vim, vmodl
 
+from ..datastore_fs import parse_datastore_path
 from ..sessions import now
 from . import vm_config, vmx
 from .base import ManagedEntityImpl, ref_list_add, ref_list_remove
 from .compute import required_false
+from .data import make
 from .folder import InventoryEntity, check_name_length, check_unique_name, escape_name, new_moid
 from .network import backing_network
 from .vm_devices import DevicePlanner, default_devices, fill_disk, relabel
@@ -185,27 +188,27 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         """The properties of a powered-off VM with this config (devices may still be added)."""
         ref = self.ref
         compute = pool.owner()
-        runtime = vim.vm.RuntimeInfo(
+        runtime = make(vim.vm.RuntimeInfo,
             host=host.ref, connectionState="connected", powerState="poweredOff", faultToleranceState="notConfigured",
             toolsInstallerMounted=False, numMksConnections=0, recordReplayState="inactive", onlineStandby=False,
             consolidationNeeded=False, paused=False, snapshotInBackground=False, instantCloneFrozen=False,
             suspendInterval=0, device=[], featureRequirement=[], offlineFeatureRequirement=[],
             maxCpuUsage=config.hardware.numCPU * 2400, maxMemoryUsage=config.hardware.memoryMB)
-        guest = vim.vm.GuestInfo(
+        guest = make(vim.vm.GuestInfo,
             guestState="notRunning", toolsRunningStatus="guestToolsNotRunning", toolsStatus="toolsNotRunning",
             toolsVersionStatus="guestToolsNotInstalled", toolsVersionStatus2="guestToolsNotInstalled",
             toolsVersion="0", guestId=None, net=[], ipStack=[], disk=[], appHeartbeatStatus="appStatusGray",
             guestOperationsReady=False, interactiveGuestOperationsReady=False, guestStateChangeSupported=False,
             generationInfo=[], guestKernelCrashed=False)
-        summary = vim.vm.Summary(
+        summary = make(vim.vm.Summary,
             vm=ref, runtime=runtime,
-            guest=vim.vm.Summary.GuestSummary(toolsStatus="toolsNotRunning",
-                                              toolsVersionStatus2="guestToolsNotInstalled",
-                                              toolsRunningStatus="guestToolsNotRunning"),
-            config=vim.vm.Summary.ConfigSummary(name=config.name, template=False,
-                                                vmPathName=config.files.vmPathName),
-            storage=vim.vm.Summary.StorageSummary(committed=0, uncommitted=0, unshared=0, timestamp=now()),
-            quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus="gray"), overallStatus="green",
+            guest=make(vim.vm.Summary.GuestSummary, toolsStatus="toolsNotRunning",
+                       toolsVersionStatus2="guestToolsNotInstalled",
+                       toolsRunningStatus="guestToolsNotRunning"),
+            config=make(vim.vm.Summary.ConfigSummary, name=config.name, template=False,
+                        vmPathName=config.files.vmPathName),
+            storage=make(vim.vm.Summary.StorageSummary, committed=0, uncommitted=0, unshared=0, timestamp=now()),
+            quickStats=make(vim.vm.Summary.QuickStats, guestHeartbeatStatus="gray"), overallStatus="green",
             customValue=[])
         capability = required_false(
             vim.vm.Capability, snapshotOperationsSupported=True, multipleSnapshotsSupported=True,
@@ -220,12 +223,12 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
             environmentBrowser=compute.props.get("environmentBrowser") or vim.EnvironmentBrowser(
                 f"envbrowser-{compute.moid}"),
             resourcePool=pool.ref, parentVApp=None,
-            resourceConfig=vim.ResourceConfigSpec(entity=ref, changeVersion=None, lastModified=None,
-                                                  cpuAllocation=config.cpuAllocation,
-                                                  memoryAllocation=config.memoryAllocation),
-            layout=vim.vm.FileLayout(configFile=[], logFile=[], disk=[], snapshot=[], swapFile=None),
-            layoutEx=vim.vm.FileLayoutEx(file=[], disk=[], snapshot=[], timestamp=now()),
-            storage=vim.vm.StorageInfo(perDatastoreUsage=[], timestamp=now()),
+            resourceConfig=make(vim.ResourceConfigSpec, entity=ref, changeVersion=None, lastModified=None,
+                                cpuAllocation=config.cpuAllocation,
+                                memoryAllocation=config.memoryAllocation),
+            layout=make(vim.vm.FileLayout, configFile=[], logFile=[], disk=[], snapshot=[], swapFile=None),
+            layoutEx=make(vim.vm.FileLayoutEx, file=[], disk=[], snapshot=[], timestamp=now()),
+            storage=make(vim.vm.StorageInfo, perDatastoreUsage=[], timestamp=now()),
             datastore=[], network=[], snapshot=None, rootSnapshot=[], guestHeartbeatStatus="gray")
 
     def attach(self, folder, pool, host):
@@ -245,13 +248,13 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
 
     def home_dir(self) -> str:
         """`"[ds] dir"` of the VM's .vmx."""
-        return str(self.sim.datastores.parse(self.vmx_path()).parent)
+        return _home_of(self.vmx_path())
 
     def base_name(self) -> str:
         return posixpath.basename(self.sim.datastores.parse(self.vmx_path()).path)[:-len(".vmx")]
 
     def sibling(self, file_name: str) -> str:
-        return str(self.sim.datastores.parse(self.home_dir()).join(file_name))
+        return _sibling_of(self.vmx_path(), file_name)
 
     def devices(self) -> list:
         return list(self.props["config"].hardware.device or [])
@@ -398,12 +401,12 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         relabel(config.hardware.device, lambda backing: self._network_name(backing))
         urls = []
         for ds in self._datastores(config):
-            urls.append(vim.vm.ConfigInfo.DatastoreUrlPair(name=ds.name, url=f"/vmfs/volumes/{ds.volume_id}"))
+            urls.append(make(vim.vm.ConfigInfo.DatastoreUrlPair, name=ds.name, url=f"/vmfs/volumes/{ds.volume_id}"))
         config.datastoreUrl = urls
         config.hotPlugMemoryLimit = config.hardware.memoryMB
         summary = self.props["summary"]
         devices = config.hardware.device
-        summary.config = vim.vm.Summary.ConfigSummary(
+        summary.config = make(vim.vm.Summary.ConfigSummary,
             name=config.name, template=config.template, vmPathName=config.files.vmPathName,
             memorySizeMB=config.hardware.memoryMB, cpuReservation=config.cpuAllocation.reservation or 0,
             memoryReservation=config.memoryAllocation.reservation or 0, numCpu=config.hardware.numCPU,
@@ -581,6 +584,17 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _home_of(vmx_path: str) -> str:
+    # the paths of a VM's files are asked for a dozen times per operation; they only change with vmPathName
+    return str(parse_datastore_path(vmx_path).parent)
+
+
+@functools.lru_cache(maxsize=16384)
+def _sibling_of(vmx_path: str, file_name: str) -> str:
+    return str(parse_datastore_path(_home_of(vmx_path)).join(file_name))
+
+
 def _pool(sim, pool_ref, folder):
     if pool_ref is None:
         raise vmodl.fault.InvalidArgument(msg="A specified parameter was not correct: pool", invalidProperty="pool")

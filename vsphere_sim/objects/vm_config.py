@@ -8,6 +8,8 @@ import uuid as uuid_mod
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
+from .data import make
+
 DEFAULT_HW_VERSION = "vmx-21"
 DEFAULT_GUEST = "otherGuest"
 GUEST_IDS = {g.lower(): g for g in VmomiSupport.GetVmodlType("vim.vm.GuestOsDescriptor.GuestOsIdentifier").values}
@@ -89,8 +91,8 @@ def next_change_version(old: str | None) -> tuple[str, datetime.datetime]:
 
 
 def default_allocation(shares: int) -> vim.ResourceAllocationInfo:
-    return vim.ResourceAllocationInfo(reservation=0, expandableReservation=False, limit=-1,
-                                      shares=vim.SharesInfo(level="normal", shares=shares))
+    return make(vim.ResourceAllocationInfo, reservation=0, expandableReservation=False, limit=-1,
+                shares=make(vim.SharesInfo, level="normal", shares=shares))
 
 
 def new_config(spec, name: str, vm_path: str, bios_uuid: str, instance_uuid: str) -> vim.vm.ConfigInfo:
@@ -100,35 +102,35 @@ def new_config(spec, name: str, vm_path: str, bios_uuid: str, instance_uuid: str
     version, stamp = next_change_version(None)
     num_cpu = spec.numCPUs or 1
     memory = spec.memoryMB or 32
-    config = vim.vm.ConfigInfo(
+    config = make(vim.vm.ConfigInfo,
         changeVersion=version, modified=stamp, createDate=stamp, name=name, guestFullName=guest_full_name(gid),
         version=spec.version or DEFAULT_HW_VERSION, uuid=bios_uuid, instanceUuid=instance_uuid,
         npivTemporaryDisabled=True, locationId=None, template=False, guestId=gid, alternateGuestName="",
         annotation="", firmware="bios",
-        files=vim.vm.FileInfo(vmPathName=vm_path, snapshotDirectory=vm_dir, suspendDirectory=vm_dir,
-                              logDirectory=vm_dir),
-        tools=vim.vm.ToolsConfigInfo(toolsVersion=0, afterPowerOn=True, afterResume=True, beforeGuestStandby=True,
-                                     beforeGuestShutdown=True, beforeGuestReboot=None, toolsUpgradePolicy="manual",
-                                     syncTimeWithHostAllowed=True, syncTimeWithHost=False),
-        flags=vim.vm.FlagInfo(disableAcceleration=False, enableLogging=True, useToe=False, runWithDebugInfo=False,
-                              monitorType="release", htSharing="any", snapshotDisabled=False, snapshotLocked=False,
-                              diskUuidEnabled=False, virtualMmuUsage="automatic", virtualExecUsage="hvAuto",
-                              snapshotPowerOffBehavior="powerOff", recordReplayEnabled=False,
-                              faultToleranceType="unset",
-                              cbrcCacheEnabled=False, vvtdEnabled=False, vbsEnabled=False),
-        defaultPowerOps=vim.vm.DefaultPowerOpInfo(powerOffType="soft", suspendType="hard", resetType="soft",
-                                                  defaultPowerOffType="soft", defaultSuspendType="hard",
-                                                  defaultResetType="soft", standbyAction="checkpoint"),
+        files=make(vim.vm.FileInfo, vmPathName=vm_path, snapshotDirectory=vm_dir, suspendDirectory=vm_dir,
+                   logDirectory=vm_dir),
+        tools=make(vim.vm.ToolsConfigInfo, toolsVersion=0, afterPowerOn=True, afterResume=True, beforeGuestStandby=True,
+                   beforeGuestShutdown=True, beforeGuestReboot=None, toolsUpgradePolicy="manual",
+                   syncTimeWithHostAllowed=True, syncTimeWithHost=False),
+        flags=make(vim.vm.FlagInfo, disableAcceleration=False, enableLogging=True, useToe=False, runWithDebugInfo=False,
+                   monitorType="release", htSharing="any", snapshotDisabled=False, snapshotLocked=False,
+                   diskUuidEnabled=False, virtualMmuUsage="automatic", virtualExecUsage="hvAuto",
+                   snapshotPowerOffBehavior="powerOff", recordReplayEnabled=False,
+                   faultToleranceType="unset",
+                   cbrcCacheEnabled=False, vvtdEnabled=False, vbsEnabled=False),
+        defaultPowerOps=make(vim.vm.DefaultPowerOpInfo, powerOffType="soft", suspendType="hard", resetType="soft",
+                             defaultPowerOffType="soft", defaultSuspendType="hard",
+                             defaultResetType="soft", standbyAction="checkpoint"),
         rebootPowerOff=False,
-        hardware=vim.vm.VirtualHardware(numCPU=num_cpu, numCoresPerSocket=spec.numCoresPerSocket or 1,
-                                        autoCoresPerSocket=spec.numCoresPerSocket is None, memoryMB=memory,
-                                        virtualICH7MPresent=False, virtualSMCPresent=False, device=[]),
+        hardware=make(vim.vm.VirtualHardware, numCPU=num_cpu, numCoresPerSocket=spec.numCoresPerSocket or 1,
+                      autoCoresPerSocket=spec.numCoresPerSocket is None, memoryMB=memory,
+                      virtualICH7MPresent=False, virtualSMCPresent=False, device=[]),
         cpuAllocation=default_allocation(1000 * num_cpu), memoryAllocation=default_allocation(10 * memory),
-        latencySensitivity=vim.LatencySensitivity(level="normal"),
+        latencySensitivity=make(vim.LatencySensitivity, level="normal"),
         memoryHotAddEnabled=False, cpuHotAddEnabled=False, cpuHotRemoveEnabled=False, hotPlugMemoryLimit=memory,
         hotPlugMemoryIncrementSize=0, extraConfig=[], datastoreUrl=[], swapPlacement="inherit",
-        bootOptions=vim.vm.BootOptions(bootDelay=0, enterBIOSSetup=False, efiSecureBootEnabled=False,
-                                       bootRetryEnabled=False, bootRetryDelay=10000, networkBootProtocol="ipv4"),
+        bootOptions=make(vim.vm.BootOptions, bootDelay=0, enterBIOSSetup=False, efiSecureBootEnabled=False,
+                         bootRetryEnabled=False, bootRetryDelay=10000, networkBootProtocol="ipv4"),
         vAssertsEnabled=False, changeTrackingEnabled=False, maxMksConnections=40, guestAutoLockEnabled=False,
         messageBusTunnelEnabled=False, nestedHVEnabled=False, vPMCEnabled=False, keyId=None,
         guestIntegrityInfo=None, migrateEncryption="opportunistic", sgxInfo=None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pyVmomi import vim, vmodl
 
 from . import vmx
+from .data import make
 
 VD = vim.vm.device
 Spec = vim.vm.device.VirtualDeviceSpec
@@ -32,21 +33,21 @@ def default_devices() -> list:
     """The devices ESX gives every new VM before its spec's deviceChange is applied."""
     conn = None
     return [
-        VD.VirtualIDEController(key=vmx.KEY_IDE, busNumber=0, device=[]),
-        VD.VirtualIDEController(key=vmx.KEY_IDE + 1, busNumber=1, device=[]),
-        VD.VirtualPS2Controller(key=vmx.KEY_PS2, busNumber=0, device=[vmx.KEY_KEYBOARD, vmx.KEY_POINTING]),
-        VD.VirtualPCIController(key=vmx.KEY_PCI, busNumber=0, device=[vmx.KEY_VIDEO, vmx.KEY_VMCI]),
-        VD.VirtualSIOController(key=vmx.KEY_SIO, busNumber=0, device=[]),
-        VD.VirtualKeyboard(key=vmx.KEY_KEYBOARD, controllerKey=vmx.KEY_PS2, unitNumber=0, connectable=conn),
-        VD.VirtualPointingDevice(
+        make(VD.VirtualIDEController, key=vmx.KEY_IDE, busNumber=0, device=[]),
+        make(VD.VirtualIDEController, key=vmx.KEY_IDE + 1, busNumber=1, device=[]),
+        make(VD.VirtualPS2Controller, key=vmx.KEY_PS2, busNumber=0, device=[vmx.KEY_KEYBOARD, vmx.KEY_POINTING]),
+        make(VD.VirtualPCIController, key=vmx.KEY_PCI, busNumber=0, device=[vmx.KEY_VIDEO, vmx.KEY_VMCI]),
+        make(VD.VirtualSIOController, key=vmx.KEY_SIO, busNumber=0, device=[]),
+        make(VD.VirtualKeyboard, key=vmx.KEY_KEYBOARD, controllerKey=vmx.KEY_PS2, unitNumber=0, connectable=conn),
+        make(VD.VirtualPointingDevice,
             key=vmx.KEY_POINTING, controllerKey=vmx.KEY_PS2, unitNumber=1,
-            backing=VD.VirtualPointingDevice.DeviceBackingInfo(deviceName="", useAutoDetect=False,
-                                                               hostPointingDevice="autodetect")),
-        VD.VirtualVideoCard(key=vmx.KEY_VIDEO, controllerKey=vmx.KEY_PCI, unitNumber=0, videoRamSizeInKB=4096,
-                            numDisplays=1, useAutoDetect=False, enable3DSupport=False, use3dRenderer="automatic",
-                            graphicsMemorySizeInKB=262144),
-        VD.VirtualVMCIDevice(key=vmx.KEY_VMCI, controllerKey=vmx.KEY_PCI, unitNumber=17, id=-1,
-                             allowUnrestrictedCommunication=False, filterEnable=True),
+            backing=make(VD.VirtualPointingDevice.DeviceBackingInfo, deviceName="", useAutoDetect=False,
+                         hostPointingDevice="autodetect")),
+        make(VD.VirtualVideoCard, key=vmx.KEY_VIDEO, controllerKey=vmx.KEY_PCI, unitNumber=0, videoRamSizeInKB=4096,
+             numDisplays=1, useAutoDetect=False, enable3DSupport=False, use3dRenderer="automatic",
+             graphicsMemorySizeInKB=262144),
+        make(VD.VirtualVMCIDevice, key=vmx.KEY_VMCI, controllerKey=vmx.KEY_PCI, unitNumber=17, id=-1,
+             allowUnrestrictedCommunication=False, filterEnable=True),
     ]
 
 

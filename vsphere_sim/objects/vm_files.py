@@ -3,11 +3,14 @@ and layout / layoutEx / storage read from the files as they are."""
 from __future__ import annotations
 
 import logging
+import os
+import stat
 
 from pyVmomi import vim, vmodl
 
 from ..sessions import now
 from . import vm_config, vmx
+from .data import make
 
 log = logging.getLogger("vsphere_sim.vm")
 
@@ -51,15 +54,15 @@ class VmFiles:
             if path in by_name:
                 return by_name[path]
             try:
-                local = datastores.local(path)
-                st = local.stat()
+                st = os.stat(datastores.local_str(path))
             except (OSError, vmodl.MethodFault):
                 return None
-            size = st.st_size if local.is_file() else 4096
-            used = st.st_blocks * 512 if local.is_file() else size
+            is_file = stat.S_ISREG(st.st_mode)
+            size = st.st_size if is_file else 4096
+            used = st.st_blocks * 512 if is_file else size
             key = len(files)
-            files.append(vim.vm.FileLayoutEx.FileInfo(key=key, name=path, type=kind, size=size, uniqueSize=used,
-                                                      accessible=True))
+            files.append(make(vim.vm.FileLayoutEx.FileInfo, key=key, name=path, type=kind, size=size,
+                              uniqueSize=used, accessible=True))
             by_name[path] = key
             return key
 
@@ -87,16 +90,16 @@ class VmFiles:
                         keys.append(extent_key)
                 if not chain:
                     leaf_used[dev.key] = sum(files[k].uniqueSize or 0 for k in keys)
-                chain.append(vim.vm.FileLayoutEx.DiskUnit(fileKey=keys))
+                chain.append(make(vim.vm.FileLayoutEx.DiskUnit, fileKey=keys))
                 names.append(backing.fileName)
                 backing = getattr(backing, "parent", None)
             chain.reverse()
-            disks_ex.append(vim.vm.FileLayoutEx.DiskLayout(key=dev.key, chain=chain))
-            disks.append(vim.vm.FileLayout.DiskLayout(key=dev.key, diskFile=list(reversed(names))))
+            disks_ex.append(make(vim.vm.FileLayoutEx.DiskLayout, key=dev.key, chain=chain))
+            disks.append(make(vim.vm.FileLayout.DiskLayout, key=dev.key, diskFile=list(reversed(names))))
         stamp = now()
-        self.props["layoutEx"] = vim.vm.FileLayoutEx(file=files, disk=disks_ex, snapshot=[], timestamp=stamp)
+        self.props["layoutEx"] = make(vim.vm.FileLayoutEx, file=files, disk=disks_ex, snapshot=[], timestamp=stamp)
         home = self.home_dir() + "/"
-        self.props["layout"] = vim.vm.FileLayout(
+        self.props["layout"] = make(vim.vm.FileLayout,
             configFile=[f.name[len(home):] for f in files if f.type == "nvram"],
             logFile=[LOG_NAME] if log_key is not None else [], disk=disks, snapshot=[],
             swapFile=files[swap_key].name if swap_key is not None else None)
@@ -114,11 +117,11 @@ class VmFiles:
                 ds = datastores.datastore(name)
             except vmodl.MethodFault:
                 continue
-            per_ds.append(vim.vm.StorageInfo.UsageOnDatastore(datastore=ds.ref, committed=committed,
+            per_ds.append(make(vim.vm.StorageInfo.UsageOnDatastore, datastore=ds.ref, committed=committed,
                                                                uncommitted=uncommitted, unshared=committed))
-        self.props["storage"] = vim.vm.StorageInfo(perDatastoreUsage=per_ds, timestamp=stamp)
+        self.props["storage"] = make(vim.vm.StorageInfo, perDatastoreUsage=per_ds, timestamp=stamp)
         committed = sum(u.committed for u in per_ds)
-        self.props["summary"].storage = vim.vm.Summary.StorageSummary(
+        self.props["summary"].storage = make(vim.vm.Summary.StorageSummary,
             committed=committed, uncommitted=sum(u.uncommitted for u in per_ds), unshared=committed,
             timestamp=stamp)
         self.touch("layoutEx", "layout", "storage", "summary")

@@ -55,7 +55,12 @@ KEY_SERIAL = 9000
 
 
 # -- the file format ------------------------------------------------------------------------------------------------
+_NEEDS_ESCAPE = re.compile(r'[|"\x00-\x1f\x7f]')
+
+
 def quote(value: str) -> str:
+    if _NEEDS_ESCAPE.search(value) is None:  # the usual value: nothing to escape
+        return f'"{value}"'
     out = []
     for ch in value:
         code = ord(ch)
