@@ -217,7 +217,7 @@ class VicRef:
         pids = processes_running(marker.replace(" ", "\0").encode())
         if len(pids) != 1:
             raise AssertionError(f"{len(pids)} processes run {marker!r}")
-        left = zombies_in_namespace_of(pids[0]) + zombies()
+        left = zombies_in_namespace_of(pids[0]) + zombies(under=self._vch.process.pid if self._vch else None)
         if left:
             raise AssertionError("zombies: " + "; ".join(left))
 

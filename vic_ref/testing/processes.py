@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 
 def _cmdline(pid: int | str) -> bytes:
@@ -51,17 +52,28 @@ def processes_running(marker: bytes) -> list[int]:
     return [pid for pid in pids() if marker in _cmdline(pid) and pid != os.getpid()]
 
 
-def zombies() -> list[str]:
-    """Zombies whose parent is a tether or a launcher (someone else's zombies are not ours to judge)."""
-    out = []
-    for pid in pids():
-        info = _state_and_parent(pid)
-        if info is None or info[0] != "Z":
-            continue
-        parent = _cmdline(info[1]).replace(b"\0", b" ")
-        if b"vic_ref.tether" in parent or b"nsinit.py" in parent:
-            out.append(f"{pid} {info[2]} (parent {info[1]} {parent[:80]!r})")
-    return out
+def zombies(under: int | None = None, settle: float = 0.5) -> list[str]:
+    """Zombies whose parent is a tether or a launcher (someone else's zombies are not ours to judge) and that are
+    still there after `settle` seconds: a child that just exited is a zombie until its parent's reaper gets to it,
+    which is no leak. With `under`, only those below that process (a test's own `vic-ref up`)."""
+    def snapshot() -> dict[int, str]:
+        found = {}
+        for pid in pids():
+            info = _state_and_parent(pid)
+            if info is None or info[0] != "Z":
+                continue
+            parent = _cmdline(info[1]).replace(b"\0", b" ")
+            if (b"vic_ref.tether" in parent or b"nsinit.py" in parent) and \
+                    (under is None or descends_from(info[1], under)):
+                found[pid] = f"{pid} {info[2]} (parent {info[1]} {parent[:80]!r})"
+        return found
+
+    first = snapshot()
+    if not first or settle <= 0:
+        return list(first.values())
+    time.sleep(settle)
+    second = snapshot()
+    return [text for pid, text in second.items() if first.get(pid) == text]
 
 
 def zombies_in_namespace_of(pid: int) -> list[str]:
