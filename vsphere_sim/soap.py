@@ -181,12 +181,61 @@ def _refuse_doctype(*_args):
     raise _invalid_request("DOCTYPE and entity declarations are not allowed")
 
 
+# A task waiter's polls (RetrievePropertiesEx of info.state...) differ from each other only in the task's moid: the
+# body with that moid masked is parsed once, and each poll gets a copy of that parse with its own moid.
+_TASK_MOREF = re.compile(rb'type="Task">(task-[0-9]+)<')
+_TASK_MARK = "vsim-task-mark"
+_TASK_MARKED = b'type="Task">' + _TASK_MARK.encode() + b"<"
+_MAX_TEMPLATED = 2048  # bytes of a body worth a template: polls, not specs
+_templates: dict[tuple[bytes, str], SoapRequest] = {}
+_MAX_TEMPLATES = 256
+
+
 def parse_request(body: bytes, soap_action: str | None = None, version: str | None = None) -> SoapRequest:
     """Decode one SOAP request into its method, `_this` and typed arguments."""
-    if len(body) > MAX_REQUEST_BYTES:
-        raise _invalid_request(f"request of {len(body)} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
     if version is None:
         version = version_from_soap_action(soap_action)
+    if len(body) <= _MAX_TEMPLATED:
+        found = _TASK_MOREF.findall(body)
+        if len(found) == 1:
+            key = (_TASK_MOREF.sub(_TASK_MARKED, body), version)
+            template = _templates.get(key)
+            if template is None:
+                try:
+                    template = _parse_request(key[0], version)
+                except SoapRequestError:
+                    template = None  # faults are worked out on the real body, with its own moid in them
+                if template is not None:
+                    if len(_templates) >= _MAX_TEMPLATES:
+                        _templates.clear()
+                    _templates[key] = template
+            if template is not None:
+                moid = found[0].decode()
+                return SoapRequest(template.wsdl_name, _with_moid(template.this, moid),
+                                   {name: _with_moid(value, moid) for name, value in template.args.items()},
+                                   template.version, template.method)
+    return _parse_request(body, version)
+
+
+def _with_moid(value, moid: str):
+    """A copy of a parsed value (data objects and arrays fresh, so a method may keep or change them) with the marked
+    Task moref replaced by the Task `moid`."""
+    if isinstance(value, ManagedObject):
+        if value._moId == _TASK_MARK:
+            return type(value)(moid, serverGuid=value._serverGuid)
+        return value
+    if isinstance(value, list):
+        return type(value)(_with_moid(item, moid) for item in value)
+    if isinstance(value, VmomiSupport.DataObject):
+        copy = value.__class__.__new__(value.__class__)
+        copy.__dict__.update({k: _with_moid(v, moid) for k, v in value.__dict__.items()})
+        return copy
+    return value
+
+
+def _parse_request(body: bytes, version: str) -> SoapRequest:
+    if len(body) > MAX_REQUEST_BYTES:
+        raise _invalid_request(f"request of {len(body)} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
     reader = _RequestReader(version)
     parser = ParserCreate(namespace_separator=NS_SEP)
     parser.buffer_text = True

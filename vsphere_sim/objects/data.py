@@ -15,11 +15,11 @@ from pyVmomi.VmomiSupport import Array
 _templates: dict[type, tuple[dict, tuple[str, ...]]] = {}
 
 
-def _template(cls) -> tuple[dict, tuple[str, ...]]:
+def _template(cls) -> tuple[dict, tuple[tuple[str, type], ...]]:
     found = _templates.get(cls)
     if found is None:
         defaults = cls().__dict__.copy()
-        arrays = tuple(name for name, value in defaults.items() if isinstance(value, Array))
+        arrays = tuple((name, type(value)) for name, value in defaults.items() if isinstance(value, Array))
         found = _templates[cls] = (defaults, arrays)
     return found
 
@@ -27,16 +27,24 @@ def _template(cls) -> tuple[dict, tuple[str, ...]]:
 def make(cls, **fields):
     """`cls(**fields)` for a pyVmomi data object type, without the field checks (see the module's doc)."""
     defaults, arrays = _template(cls)
+    if not fields.keys() <= defaults.keys():
+        name = next(name for name in fields if name not in defaults)
+        raise AttributeError(f"{cls.__name__} has no property {name}")
     obj = cls.__new__(cls)
     state = obj.__dict__
     state.update(defaults)
-    for name in arrays:
-        state[name] = type(defaults[name])()
-    for name, value in fields.items():
-        if name not in defaults:
-            raise AttributeError(f"{cls.__name__} has no property {name}")
-        state[name] = value
+    for name, array_type in arrays:
+        state[name] = array_type()
+    # given fields last: a given array is kept as given, as before
+    state.update(fields)
     return obj
+
+
+def shallow_copy(value):
+    """`copy.copy` of a data object (its `__dict__` copied, values shared) without copy's `__reduce_ex__` detour."""
+    new = value.__class__.__new__(value.__class__)
+    new.__dict__.update(value.__dict__)
+    return new
 
 
 def clone(value):

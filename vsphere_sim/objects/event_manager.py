@@ -143,19 +143,24 @@ class EventManagerImpl(ManagedObjectImpl):
 
     def _entry(self, event) -> _Entry:
         selves, within = set(), set()
-        for field, _ in _ARG_FIELDS:
+        for field, ref_name in _ARG_FIELDS:
             arg = getattr(event, field, None)
-            ref = getattr(arg, _arg_ref_name(field), None) if arg is not None else None
+            ref = getattr(arg, ref_name, None) if arg is not None else None
             if ref is not None:
                 selves.add(ref._moId)
-                within |= self._containers(ref._moId)
+                # containment is transitive: an argument already above another (a VM event's host, compute resource
+                # and datacenter) adds nothing, so one walk up from the VM serves all four
+                if ref._moId not in within:
+                    within |= self._containers(ref._moId)
         entity = getattr(getattr(event, "entity", None), "entity", None)  # GeneralUserEvent, ...
         if entity is not None:
             selves.add(entity._moId)
-            within |= self._containers(entity._moId)
+            if entity._moId not in within:
+                within |= self._containers(entity._moId)
         if isinstance(event, vim.event.EventEx) and event.objectId:
             selves.add(event.objectId)
-            within |= self._containers(event.objectId)
+            if event.objectId not in within:
+                within |= self._containers(event.objectId)
         return _Entry(event, frozenset(selves), frozenset(within), frozenset(_type_names(event)))
 
     def _containers(self, moid: str) -> set[str]:
@@ -340,10 +345,6 @@ def _page_size(count) -> int:
         raise vmodl.fault.InvalidArgument(msg="A specified parameter was not correct: maxCount",
                                           invalidProperty="maxCount")
     return count
-
-
-def _arg_ref_name(field: str) -> str:
-    return dict(_ARG_FIELDS)[field]
 
 
 def _up_links(obj):

@@ -2,13 +2,12 @@
 summary/identity values vCenter derives (UUIDs, changeVersion, guest names)."""
 from __future__ import annotations
 
-import copy
 import datetime
 import uuid as uuid_mod
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from .data import make
+from .data import make, shallow_copy
 
 DEFAULT_HW_VERSION = "vmx-21"
 DEFAULT_GUEST = "otherGuest"
@@ -145,12 +144,12 @@ def new_config(spec, name: str, vm_path: str, bios_uuid: str, instance_uuid: str
 def copy_config(config):
     """A copy to change and then commit whole: the parts a reconfigure changes in place are copied (hardware and
     the merged settings); devices are copied by the device planner, extraConfig is rebuilt as a new list."""
-    new = copy.copy(config)
-    new.hardware = copy.copy(config.hardware)
+    new = shallow_copy(config)
+    new.hardware = shallow_copy(config.hardware)
     for _, name in MERGED_FIELDS:
         value = getattr(config, name, None)
         if value is not None:
-            setattr(new, name, copy.copy(value))
+            setattr(new, name, shallow_copy(value))
     return new
 
 

@@ -611,7 +611,7 @@ def relabel(devices, network_name) -> None:
         label, summary = _describe(dev, numbered, network_name)
         info = dev.deviceInfo
         if info is None or info.label != label or info.summary != summary:
-            dev.deviceInfo = vim.Description(label=label, summary=summary)
+            dev.deviceInfo = make(vim.Description, label=label, summary=summary)
 
 
 def _describe(dev, numbered, network_name) -> tuple[str, str]:

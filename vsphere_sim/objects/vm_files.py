@@ -49,12 +49,28 @@ class VmFiles:
         datastores = self.sim.datastores
         files: list = []
         by_name: dict[str, int] = {}
+        # the VM's own files are in its home folder: resolve that once (and check it is no symlink, as local_str
+        # checks every folder on a file's way) instead of once per file
+        prefix = self.home_dir() + "/"
+        try:
+            home_local = datastores.local_str(prefix[:-1])
+            if os.path.islink(home_local):
+                home_local = None
+        except (OSError, vmodl.MethodFault):
+            home_local = None
+
+        def local_of(path: str) -> str:
+            if home_local is not None and path.startswith(prefix):
+                name = path[len(prefix):]
+                if name and "/" not in name and name not in (".", ".."):
+                    return f"{home_local}/{name}"
+            return datastores.local_str(path)
 
         def add(path: str, kind: str) -> int | None:
             if path in by_name:
                 return by_name[path]
             try:
-                st = os.stat(datastores.local_str(path))
+                st = os.stat(local_of(path))
             except (OSError, vmodl.MethodFault):
                 return None
             is_file = stat.S_ISREG(st.st_mode)
