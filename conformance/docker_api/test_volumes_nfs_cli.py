@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from vic_ref.testing.nfs_server import served_export
+from vic_ref.testing.processes import processes_running
 
 from .conftest import ok
 
@@ -86,6 +87,31 @@ def test_running_containers_share_a_volume(docker_cli, busybox, nfs_store):
         assert docker(docker_cli, "exec", second, "cat", "/shared/note") == "from-first"
     finally:
         docker(docker_cli, "rm", "-f", first, second)
+
+
+def test_stop_and_start_mount_again_and_leave_nothing_behind(docker_cli, busybox, nfs_store):
+    """Each start mounts the volume again (a new tether: the VM powered off); a stop leaves no FUSE client and no
+    mount on the host."""
+    docker(docker_cli, "volume", "create", "--opt", f"VolumeStore={STORE}", "nfs-restart")
+    cid = docker(docker_cli, "run", "-d", "-v", "nfs-restart:/d", busybox, "sh", "-c",
+                 "echo $$ >> /d/starts; exec top")
+    try:
+        docker(docker_cli, "stop", "-t", "1", cid)
+        assert not fuse_clients() and not fuse_mounts()
+        docker(docker_cli, "start", cid)
+        assert len(docker(docker_cli, "exec", cid, "cat", "/d/starts").split()) == 2
+    finally:
+        docker(docker_cli, "rm", "-f", cid)
+    assert not fuse_clients() and not fuse_mounts()
+
+
+def fuse_clients() -> list[int]:
+    return processes_running(b"vic_ref.nfs.fuse_mount")
+
+
+def fuse_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line for line in mountinfo if " fuse.nfs " in line]
 
 
 def test_image_content_is_copied_into_a_new_volume(docker_cli, busybox, nfs_store, export):
