@@ -14,32 +14,16 @@ What it does:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 
 from ..config import key_for
 from ..guest import ChannelClosed, GuestChannel, GuestChannelError, Operation
+from .tether import parse_signal, run_guest
 
 log = logging.getLogger("vic_ref.tether")
 
 ID_KEY = "guestinfo.vice./common/id"
-
-
-def parse_signal(text: str) -> int:
-    """`TERM`, `SIGTERM`, `sigterm` or `15` → 15; ValueError for anything else (as Go's signal parsing)."""
-    text = text.strip()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signal.NSIG:
-            return number
-        raise ValueError(f"unknown signal {text!r}")
-    name = text.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal {text!r}") from None
 
 
 class PlaceholderTether:
@@ -104,26 +88,7 @@ class PlaceholderTether:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s tether %(levelname)s %(message)s")
-    done = threading.Event()
-    # A power off SIGTERMs us (the channel's default); the signal just ends the wait.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    try:
-        channel = GuestChannel.from_env(on_power_off=done.set)
-    except GuestChannelError as err:
-        log.error("%s", err)
-        return 1
-    tether = PlaceholderTether(channel)
-    try:
-        tether.boot()
-    except ChannelClosed:
-        return 0
-    while not done.wait(1.0):  # a timed wait so signals are handled promptly
-        if channel.closed:
-            break
-    channel.close()
-    return 0
+    return run_guest(PlaceholderTether)
 
 
 if __name__ == "__main__":

@@ -660,7 +660,10 @@ def _image_file(layers: list[str], rel: str) -> str:
     return ""
 
 
-def main() -> int:
+def run_guest(make_agent, shutdown=None) -> int:
+    """A container VM's guest process: connect the guest channel, boot the agent `make_agent(channel)` (the tether or
+    the placeholder), stay up until the VM powers off, the agent is done or a signal ends us, then `shutdown(agent)`.
+    A power off SIGTERMs us (the channel's default): the signal only ends the wait."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tether %(levelname)s %(message)s")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -670,20 +673,29 @@ def main() -> int:
     except GuestChannelError as err:
         log.error("%s", err)
         return 1
-    tether = Tether(channel)
+    agent = make_agent(channel)
+    agent_done = getattr(agent, "done", None) or threading.Event()
     try:
-        tether.boot()
+        agent.boot()
     except ChannelClosed:
         done.set()
     except Exception:  # noqa: BLE001
         log.exception("tether boot failed")
         done.set()
-    while not done.wait(0.5) and not tether.done.is_set():
+    while not done.wait(0.5) and not agent_done.is_set():  # a timed wait so signals are handled promptly
         if channel.closed:
             break
-    tether.kill_all()
-    if tether.output is not None:
-        tether.output.close()
+    if shutdown is not None:
+        shutdown(agent)
     channel.close()
-    tether.reaper.stop()
     return 0
+
+
+def main() -> int:
+    def shutdown(tether: Tether) -> None:
+        tether.kill_all()
+        if tether.output is not None:
+            tether.output.close()
+        tether.reaper.stop()
+
+    return run_guest(Tether, shutdown)
