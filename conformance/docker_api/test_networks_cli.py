@@ -93,7 +93,8 @@ def test_network_commands(docker_cli, busybox):
     info = json.loads(ok(docker_cli("network", "inspect", "net1")))[0]
     assert info["Name"] == "net1" and info["Id"] == net_id and info["Driver"] == "bridge"
     subnet = ipaddress.ip_network(info["IPAM"]["Config"][0]["Subnet"])
-    bridge_subnet = ipaddress.ip_network(gateway_of(docker_cli) + "/24", strict=False)
+    bridge_subnet = ipaddress.ip_network(ok(docker_cli(
+        "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "bridge")).strip())
     assert subnet.prefixlen == 24 and not subnet.overlaps(bridge_subnet) and subnet.subnet_of(
         ipaddress.ip_network("127.0.0.0/8"))
 

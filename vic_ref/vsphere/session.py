@@ -16,7 +16,9 @@ Thread safety, which the port layer relies on when it calls from an asyncio app 
 - The stub serializes logins under its own lock and re-reads `currentSession` before logging in, so threads that all
   lost the session at once log in once.
 - At most `max_in_flight` calls are on the wire at a time (VIC's LimitConcurrency); a long poll holds a slot.
-- Waits use a property collector of their own, never a shared one, so concurrent waits don't steal each other's updates.
+- A task wait first reads the task once through the session's default collector (RetrievePropertiesEx keeps no state
+  there, so threads can share it); a task still running is waited for on a property collector of the wait's own, never
+  a shared one, so concurrent waits don't steal each other's updates.
 - The cached inventory (datacenter, pool, folder, datastore) is set by `populate()` before the session is shared.
 Caveat (pyVmomi's): after a socket error the stub retries the call, so a request the server had already received may
 run twice; the sim only closes connections when it stops.

@@ -1,9 +1,12 @@
 """Waiting for vSphere tasks, and retrying what conflicts (VIC's pkg/vsphere/tasks).
 
-A wait is a property filter on the task's `info.state`, `info.error` and `info.result` and a `WaitForUpdatesEx` loop
-on a property collector made for that wait alone (as govmomi's property.Wait does): the server tells us when the task
-changes, we never poll. If the session is lost mid-wait, the collector went with it; the wait starts over with a new
-one after the stub has logged in again.
+A wait first reads the task's `info.state`, `info.error` and `info.result` once (RetrievePropertiesEx on the
+session's own collector, which keeps no state): a fast server has often finished the task by the time its `*_Task`
+call returns (the sim runs most task bodies inline), and then that one call is the whole wait. A task still queued or
+running is waited for as govmomi's property.Wait does: a property filter on those paths and a `WaitForUpdatesEx` loop
+on a property collector made for that wait alone, so the server tells us when the task changes and we never poll. If
+the session is lost mid-wait, the collector went with it; the wait starts over with a new one after the stub has
+logged in again.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 PropertyCollector = vmodl.query.PropertyCollector
 
 TASK_PATHS = ("info.state", "info.error", "info.result")
+FINAL_STATES = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
 # Upper bound of one long poll, so a cancel from another thread, or a deadline, is noticed within this many seconds
 # (maxWaitSeconds is whole seconds, so a deadline can't be hit more closely anyway).
 MAX_POLL_SECONDS = 1
@@ -35,6 +39,9 @@ def wait_for_task(session: Session, op: Operation, task: vim.Task, timeout: floa
     """The task's result once it succeeds; its fault as a VicError if it fails; Timeout/Cancelled from `op`."""
     if timeout is not None:
         op = op.with_timeout(timeout, f"wait for {task._moId}")
+    info = _read_info(session, op, task)
+    if info.get("info.state") in FINAL_STATES:
+        return _outcome(op, task, info)
     for attempt in range(1, MAX_RESTARTS + 1):
         try:
             return _wait_once(session, op, task)
@@ -47,6 +54,25 @@ def wait_for_task(session: Session, op: Operation, task: vim.Task, timeout: floa
 
 class _CollectorLost(Exception):
     pass
+
+
+def _read_info(session: Session, op: Operation, task: vim.Task) -> dict[str, Any]:
+    """The task's state, error and result as they are now (one RetrievePropertiesEx)."""
+    op.check()
+    try:
+        return session.retrieve_one(op, task, list(TASK_PATHS))
+    except errors.NotFound as err:
+        raise errors.NotFound(f"task {task._moId} no longer exists", fault=err.fault, op_id=op.id) from err
+
+
+def _outcome(op: Operation, task: vim.Task, info: dict[str, Any]) -> Any:
+    """The result of a finished task, or its fault raised as a VicError."""
+    if info.get("info.state") == vim.TaskInfo.State.success:
+        return info.get("info.result")
+    fault = info.get("info.error")
+    if fault is None:
+        raise errors.VsphereError(f"task {task._moId} failed without a fault", op_id=op.id)
+    raise faults.to_vic_error(fault, op_id=op.id)
 
 
 def _wait_once(session: Session, op: Operation, task: vim.Task) -> Any:
@@ -77,14 +103,8 @@ def _wait_once(session: Session, op: Operation, task: vim.Task) -> Any:
                         continue  # the long poll ran out with no change
                     version = update.version
                     _apply_update(update, task, info)
-                    state = info.get("info.state")
-                    if state == vim.TaskInfo.State.success:
-                        return info.get("info.result")
-                    if state == vim.TaskInfo.State.error:
-                        fault = info.get("info.error")
-                        if fault is None:
-                            raise errors.VsphereError(f"task {task._moId} failed without a fault", op_id=op.id)
-                        raise faults.to_vic_error(fault, op_id=op.id)
+                    if info.get("info.state") in FINAL_STATES:
+                        return _outcome(op, task, info)
             except vmodl.fault.ManagedObjectNotFound as err:
                 if err.obj is not None and err.obj._moId == collector._moId:
                     raise _CollectorLost() from err

@@ -51,7 +51,12 @@ _DOCKER_STATES = {
 
 def is_container(extra: dict[str, str]) -> bool:
     """Whether a VM's extraConfig is a container's (the appliance's own keys are under `init/`)."""
-    return bool(unescape_nil(extra.get(ID_KEY, "")))
+    return bool(container_id(extra))
+
+
+def container_id(extra: dict[str, str]) -> str:
+    """The container ID in a VM's extraConfig ("" for a VM that is no container), without decoding the rest."""
+    return unescape_nil(extra.get(ID_KEY, ""))
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,11 @@ class Snapshot:
     read_at: float = field(default_factory=time.time)
 
     @classmethod
-    def from_properties(cls, vm, props: dict[str, Any]) -> Snapshot:
-        from ...vsphere import option_dict
-        extra = option_dict(props.get("config.extraConfig"))
+    def from_properties(cls, vm, props: dict[str, Any], extra: dict[str, str] | None = None) -> Snapshot:
+        """`extra`: the extraConfig of `props` as a dict, when the caller has made it already."""
+        if extra is None:
+            from ...vsphere import option_dict
+            extra = option_dict(props.get("config.extraConfig"))
         return cls(vm=vm, display_name=props.get("name") or "", power_state=str(props.get("runtime.powerState") or
                                                                                  POWERED_OFF),
                    change_version=props.get("config.changeVersion") or "", extra=extra, config=decode(extra),
@@ -328,5 +335,5 @@ class Container:
         return f"<Container {self.id[:12]} {self.name!r} {self.state().value}>"
 
 
-__all__ = ["Container", "ContainerInfo", "Snapshot", "State", "is_container", "exit_code_of", "to_ns", "rfc3339",
-           "ID_KEY", "POWERED_ON", "POWERED_OFF", "SUSPENDED"]
+__all__ = ["Container", "ContainerInfo", "Snapshot", "State", "is_container", "container_id", "exit_code_of", "to_ns",
+           "rfc3339", "ID_KEY", "POWERED_ON", "POWERED_OFF", "SUSPENDED"]

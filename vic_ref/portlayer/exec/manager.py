@@ -20,12 +20,12 @@ from ...config import Build, Cmd, Common, Diagnostics, ExecutorConfig, ExecutorC
 from ...config.executor import PLUGIN_VERSION
 from ...config.vch import VCHConfig
 from ...trace import Operation
-from ...vsphere import DatastorePath, Session, option_values, retry_on_conflict, vim
+from ...vsphere import DatastorePath, Session, option_dict, option_values, retry_on_conflict, vim
 from ..events import EventBus
 from ..names import NameConflict, NameTable
 from . import spec as vmspec
 from . import vm as vmops
-from .container import Container, ContainerInfo, Snapshot, State, exit_code_of, is_container
+from .container import Container, ContainerInfo, Snapshot, State, container_id, exit_code_of
 from .handle import TARGET_RUNNING, TARGET_STOPPED, Creation, Handle
 from .lifecycle import Lifecycle
 from .sessions import Sessions
@@ -117,9 +117,12 @@ class Exec(Lifecycle, Sessions):
 
     # -- the cache: what the watcher tells us ---------------------------------------------------------------------
     def vm_changed(self, op: Operation, vm, props: dict[str, Any]) -> None:
-        snap = Snapshot.from_properties(vm, props)
-        if not is_container(snap.extra):
+        extra = option_dict(props.get("config.extraConfig"))
+        cid = container_id(extra)
+        if not cid or cid in self._creating:
+            # not a container, or one being created: not decoded for nothing (checked again under the lock)
             return
+        snap = Snapshot.from_properties(vm, props, extra)
         with self._lock:
             if snap.id in self._creating:
                 return  # the create in flight admits it once it is complete
@@ -238,6 +241,12 @@ class Exec(Lifecycle, Sessions):
 
     def info(self, ref: str) -> ContainerInfo:
         return self.find(ref).info()
+
+    def lookup(self, container_id: str) -> ContainerInfo | None:
+        """The container with exactly this ID, or None: no name or prefix matching, so no walk of the cache. Takes
+        no cache lock (one dict read), so an event subscriber may call it while holding locks of its own."""
+        container = self._containers.get(container_id)
+        return container.info() if container is not None else None
 
     def list(self) -> list[ContainerInfo]:
         """Every container, newest first (Docker's order)."""
@@ -397,8 +406,10 @@ class Exec(Lifecycle, Sessions):
             raise
         with self._lock:
             self._creating.discard(cid)
+            # what the watcher ignored while the create was in flight: admitted now if it is the finished VM; if it
+            # is not, the watcher's next update is (the rename is a change it has yet to report) and admits it
             latest = self.watcher.latest_of(vm._moId) if self.watcher is not None else None
-            if latest is not None:
+            if latest is not None and latest[1].get("name") == display:
                 self.vm_changed(op, vm, latest[1])
         container = self._sync(op, cid, vm, lambda snap: snap.display_name == display)
         self._publish(op, "create", container.info())

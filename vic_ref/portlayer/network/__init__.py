@@ -10,8 +10,9 @@ VCH's name server.
 
 State: network definitions persist as hidden keys of the appliance VM (`store.py`); everything else (which container
 has which address and names) is the containers' own endpoints (`ExecutorConfig.networks`), read from the exec cache.
-The index the name server answers from is rebuilt from that cache whenever a container event says it changed, so a
-restarted VCH, a rename, a start or a removal show in the answers at once, and nothing is kept twice.
+The index the name server answers from is built from that cache when the VCH starts, and a container's part of it is
+replaced from the cache whenever an event of that container says it changed (so a rename, a start or a removal show in
+the answers at once, and nothing is kept twice); one event costs the same however many containers the VCH has.
 
 Addresses are assigned when a container joins a network (create or connect) and kept until it leaves (disconnect or
 removal): a container keeps its address across restarts of itself and of the VCH (Docker assigns at start instead).
@@ -24,6 +25,7 @@ then its `resolv.conf` name server: there it also answers the link aliases and n
 """
 from __future__ import annotations
 
+import collections
 import ipaddress
 import threading
 from collections.abc import Iterable
@@ -71,6 +73,14 @@ class _Member:
     links: list[tuple[str, str]]
 
 
+@dataclass
+class _Indexed:
+    """What the index holds of one container, so its part can be taken out again."""
+    scopes: list[str] = field(default_factory=list)
+    listeners: list[str] = field(default_factory=list)  # own-resolver addresses
+    link_targets: set[str] = field(default_factory=set)
+
+
 class Network:
     def __init__(self, session, vch_config, exec_, events, *, dns_port: int = 53, forward: str | None = None):
         self.session = session
@@ -85,8 +95,13 @@ class Network:
         self._lock = threading.RLock()
         self._scopes: dict[str, Scope] = {}
         self._pending: dict[str, dict[str, ipaddress.IPv4Address]] = {}  # container id → scope → address
-        self._members: dict[str, list[_Member]] = {}  # scope name → members
+        self._members: dict[str, dict[str, _Member]] = {}  # scope name → container id → member
         self._listeners: dict[str, str] = {}  # own-resolver address → container id
+        self._indexed: dict[str, _Indexed] = {}  # container id → its part of the index
+        self._linkers: dict[str, set[str]] = {}  # target id → ids of the containers that link to it
+        # scope name → address → how many hold it (members and pending reservations: the two overlap for a moment)
+        self._taken: dict[str, collections.Counter] = {}
+        self._free_from: dict[str, int] = {}  # scope name → every address of its pool below this one is taken
         self._unsubscribe = None
         self.dns_errors: dict[str, OSError] = {}
 
@@ -108,7 +123,7 @@ class Network:
                                   forward=self.forward if self.forward is not None else host_resolver())
         self.refresh(op)
         _, self._unsubscribe = self.events.subscribe(
-            lambda event: self.refresh(None), EventFilter(FilterArgs({"type": ["container"]})))
+            lambda event: self.refresh_container(event.actor_id), EventFilter(FilterArgs({"type": ["container"]})))
         op.info("network: %d networks (%s), name server on %s", len(self._scopes), ", ".join(sorted(self._scopes)),
                 ", ".join(sorted(self.dns.addresses)) or "nothing")
 
@@ -180,6 +195,9 @@ class Network:
         self.store.save(op, scope.name, None)
         with self._lock:
             self._scopes.pop(scope.name, None)
+            self._members.pop(scope.name, None)
+            self._taken.pop(scope.name, None)
+            self._free_from.pop(scope.name, None)
         self._update_listeners()
         self.events.publish(op, _network_event("destroy", scope))
         op.info("network %s (%s) removed", scope.name, scope.id[:12])
@@ -229,8 +247,10 @@ class Network:
                 scope.check_static(wanted, used)
                 address = wanted
             else:
-                address = scope.allocate(used)
+                address = scope.allocate(used, self._free_from.get(scope.name, 0))
+                self._free_from[scope.name] = int(address) + 1
             self._pending.setdefault(cid, {})[scope.name] = address
+            self._take(scope.name, address)
         entries = [names.own(scope.name, config.name), names.own(scope.name, cid[:SHORT_ID])]
         entries += [names.own(scope.name, a) for a in extra if names.own(scope.name, a) not in entries]
         pool = scope.pool
@@ -274,7 +294,8 @@ class Network:
     def release(self, container_id: str) -> None:
         """Forget the addresses reserved for a container whose create or connect did not happen."""
         with self._lock:
-            self._pending.pop(container_id, None)
+            for scope_name, address in self._pending.pop(container_id, {}).items():
+                self._untake(scope_name, address)
 
     def connect(self, op: Operation, ref: str, scope_ref: str, *, aliases: Iterable[str] = (), ip: str = "",
                 links: Iterable[tuple[str, str]] = ()) -> None:
@@ -324,37 +345,97 @@ class Network:
 
     def _after_change(self, op: Operation, cid: str, done) -> None:
         self.exec._sync(op, cid, self.exec.find(cid).snapshot.vm, lambda snap: done(snap.config))
-        self.refresh(op)
+        self.refresh_container(cid)
 
     # -- the index ------------------------------------------------------------------------------------------------
     def refresh(self, op: Operation | None) -> None:
-        """Rebuild who is on which network from the exec cache, and the name server's addresses from that."""
-        members: dict[str, list[_Member]] = {}
-        listeners: dict[str, str] = {}
-        seen: set[str] = set()
-        for info in self.exec.list():
-            seen.add(info.id)
-            config = info.config
-            for scope_name, endpoint in config.networks.items():
-                if endpoint.ip is None:
-                    continue
-                entries = list(endpoint.network.aliases)
-                members.setdefault(scope_name, []).append(_Member(
-                    info.id, info.name, endpoint.ip.ip, info.running, names.own_aliases(scope_name, entries),
-                    names.links(scope_name, entries)))
-                for server in endpoint.network.nameservers:
-                    if server == endpoint.ip.ip:
-                        listeners[str(server)] = info.id
+        """Rebuild who is on which network from the whole exec cache, and the name server's addresses from that."""
+        infos = self.exec.list()
         with self._lock:
-            self._members = members
-            self._listeners = listeners
-            for cid in [c for c in self._pending if c in seen]:
-                pending = self._pending[cid]
-                for scope_name in [s for s in pending if any(m.container_id == cid for m in members.get(s, []))]:
-                    del pending[scope_name]
-                if not pending:
-                    del self._pending[cid]
+            self._members = {}
+            self._listeners = {}
+            self._indexed = {}
+            self._linkers = {}
+            self._taken = {}
+            self._free_from = {}
+            for pending in self._pending.values():
+                for scope_name, address in pending.items():
+                    self._take(scope_name, address)
+            for info in infos:
+                self._index_locked(info)
         self._update_listeners()
+
+    def refresh_container(self, container_id: str) -> None:
+        """Replace one container's part of the index with what the exec cache has of it now (nothing if it is gone).
+
+        The cache is read under the index's lock, so two events of one container from two threads can't leave the
+        older reading in the index (`lookup` takes no lock of the cache's: events are published under it)."""
+        with self._lock:
+            info = self.exec.lookup(container_id)
+            self._unindex_locked(container_id)
+            if info is not None:
+                self._index_locked(info)
+        self._update_listeners()
+
+    def _index_locked(self, info) -> None:
+        indexed = _Indexed()
+        config = info.config
+        for scope_name, endpoint in config.networks.items():
+            if endpoint.ip is None:
+                continue
+            entries = list(endpoint.network.aliases)
+            member = _Member(info.id, info.name, endpoint.ip.ip, info.running, names.own_aliases(scope_name, entries),
+                             names.links(scope_name, entries))
+            self._members.setdefault(scope_name, {})[info.id] = member
+            self._take(scope_name, member.ip)
+            indexed.scopes.append(scope_name)
+            for target_id, _ in member.links:
+                indexed.link_targets.add(target_id)
+                self._linkers.setdefault(target_id, set()).add(info.id)
+            for server in endpoint.network.nameservers:
+                if server == endpoint.ip.ip:
+                    self._listeners[str(server)] = info.id
+                    indexed.listeners.append(str(server))
+        self._indexed[info.id] = indexed
+        # its reservations are its endpoints now
+        pending = self._pending.get(info.id)
+        if pending:
+            for scope_name in [s for s in pending if s in indexed.scopes]:
+                self._untake(scope_name, pending.pop(scope_name))
+            if not pending:
+                del self._pending[info.id]
+
+    def _unindex_locked(self, container_id: str) -> None:
+        indexed = self._indexed.pop(container_id, None)
+        if indexed is None:
+            return
+        for scope_name in indexed.scopes:
+            member = self._members.get(scope_name, {}).pop(container_id, None)
+            if member is not None:
+                self._untake(scope_name, member.ip)
+        for address in indexed.listeners:
+            if self._listeners.get(address) == container_id:
+                del self._listeners[address]
+        for target_id in indexed.link_targets:
+            linkers = self._linkers.get(target_id)
+            if linkers is not None:
+                linkers.discard(container_id)
+                if not linkers:
+                    del self._linkers[target_id]
+
+    def _take(self, scope_name: str, address: ipaddress.IPv4Address) -> None:
+        self._taken.setdefault(scope_name, collections.Counter())[address] += 1
+
+    def _untake(self, scope_name: str, address: ipaddress.IPv4Address) -> None:
+        taken = self._taken.get(scope_name)
+        if taken is None or address not in taken:
+            return
+        taken[address] -= 1
+        if taken[address] <= 0:
+            del taken[address]
+            # freed below the mark: the next allocation looks from here
+            if int(address) < self._free_from.get(scope_name, 0):
+                self._free_from[scope_name] = int(address)
 
     def _update_listeners(self) -> None:
         if self.dns is None:
@@ -368,16 +449,13 @@ class Network:
             Operation.new("name server").error("cannot serve DNS on %s:%d: %s", address, self.dns_port,
                                                err.strerror or err)
 
-    def _used(self, scope_name: str) -> set[ipaddress.IPv4Address]:
-        used = {m.ip for m in self._members.get(scope_name, [])}
-        for pending in self._pending.values():
-            if scope_name in pending:
-                used.add(pending[scope_name])
-        return used
+    def _used(self, scope_name: str) -> collections.Counter:
+        """The scope's taken addresses (members' and reserved ones), as a read-only mapping: under the lock."""
+        return self._taken.get(scope_name) or collections.Counter()
 
     def members(self, scope_name: str) -> list[_Member]:
         with self._lock:
-            return list(self._members.get(scope_name, []))
+            return list(self._members.get(scope_name, {}).values())
 
     # -- name resolution ------------------------------------------------------------------------------------------
     def resolve(self, address: str, qname: str) -> list[str] | None:
@@ -385,24 +463,27 @@ class Network:
         with self._lock:
             asker = self._listeners.get(address)
             if asker is not None:
-                scopes = [s for s, ms in self._members.items() if any(m.container_id == asker for m in ms)]
-                return self._resolve_for(asker, scopes, qname)
+                indexed = self._indexed.get(asker)
+                return self._resolve_for(asker, list(indexed.scopes) if indexed else [], qname)
             scope = next((s for s in self._scopes.values() if str(s.gateway) == address), None)
             if scope is None:
                 return None
             return self._lookup(scope.name, qname)
 
     def _lookup(self, scope_name: str, qname: str) -> list[str] | None:
-        found = [str(m.ip) for m in self._members.get(scope_name, [])
+        found = [str(m.ip) for m in self._members.get(scope_name, {}).values()
                  if m.running and qname in (a.lower() for a in m.aliases)]
         return found or None
 
     def _resolve_for(self, asker: str, scopes: list[str], qname: str) -> list[str] | None:
         for scope_name in scopes:
-            me = next(m for m in self._members[scope_name] if m.container_id == asker)
+            members = self._members.get(scope_name, {})
+            me = members.get(asker)
+            if me is None:
+                continue
             for target_id, alias in me.links:
                 if alias.lower() == qname:
-                    target = next((m for m in self._members[scope_name] if m.container_id == target_id), None)
+                    target = members.get(target_id)
                     if target is not None and target.running:
                         return [str(target.ip)]
         for scope_name in scopes:
@@ -446,9 +527,8 @@ class Network:
 
     def linkers(self, target_id: str) -> list[str]:
         """IDs of the containers that declared a link to `target_id` (on any network), from their endpoints."""
-        return [info.id for info in self.exec.list()
-                if any(t == target_id for scope_name, endpoint in info.config.networks.items()
-                       for t, _ in names.links(scope_name, endpoint.network.aliases))]
+        with self._lock:
+            return sorted(self._linkers.get(target_id, ()))
 
     def _name_of(self, container_id: str) -> str:
         try:

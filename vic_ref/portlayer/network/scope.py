@@ -1,10 +1,12 @@
 """Scopes (Docker's networks) and their address management, on loopback ranges.
 
 A VCH owns one loopback range (`Network.bridge_ip_range` of its config, e.g. 127.42.0.0/16; the whole of 127/8 is
-local, so no address needs configuring). Each network is a slice of it, `NETWORK_WIDTH` bits wide (VIC's
-`--bridge-network-width`, whose default is /16 of a /12): the default `bridge` network is the first slice, user
-networks take the next free ones unless `--subnet` says otherwise. A network's first address is its gateway and its
-name server; containers get the following ones.
+local, so no address needs configuring). The default `bridge` network is its first quarter, at most a /18 (16,381
+containers in a /16 range; Docker's own bridge is a /16, VIC's too), never narrower than a /24. User networks are
+`NETWORK_WIDTH`-bit slices of the rest (VIC's `--bridge-network-width`), the next free one unless `--subnet` says
+otherwise. A network's first address is its gateway and its name server; containers get the following ones.
+A bridge defined by an earlier VCH (a /24, before the bridge grew) keeps its subnet: definitions persist, and the
+slices next to it stay free for user networks as before.
 
 A scope's definition (`ScopeDefinition`) is what persists (hidden keys of the appliance VM, `store.py`); which
 addresses are taken is not kept anywhere: it is the set of container endpoints, rebuilt from the container VMs.
@@ -16,7 +18,7 @@ import hashlib
 import ipaddress
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ... import errors
@@ -24,7 +26,8 @@ from ...config.extraconfig import struct, vic
 
 DEFAULT_SCOPE = "bridge"
 BRIDGE_DRIVER = "bridge"
-NETWORK_WIDTH = 24  # each network's prefix length inside the VCH's range
+NETWORK_WIDTH = 24  # each user network's prefix length inside the VCH's range
+BRIDGE_WIDTH = 18  # the widest default bridge: 16,381 containers; the rest of a /16 is 192 user networks
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 PREDEFINED = (DEFAULT_SCOPE,)
 
@@ -107,13 +110,21 @@ class Scope:
     def predefined(self) -> bool:
         return self.name in PREDEFINED
 
-    def allocate(self, used: Iterable[ipaddress.IPv4Address]) -> ipaddress.IPv4Address:
-        """The first free address of the pool (never the gateway)."""
-        taken = set(used)
-        taken.add(self.gateway)
-        for ip in self.pool.hosts() if self.pool.prefixlen < 31 else self.pool:
-            if ip in self.subnet and ip not in taken and ip != self.subnet.network_address \
-                    and ip != self.subnet.broadcast_address:
+    def allocate(self, used: Iterable[ipaddress.IPv4Address], start: int = 0) -> ipaddress.IPv4Address:
+        """The first free address of the pool (never the gateway, the subnet's network or broadcast address), looking
+        from address `start` (an int) on: the caller knows every address below it is taken, so a big pool isn't
+        walked from its start on every allocation."""
+        taken = used if isinstance(used, (set, frozenset, Mapping)) else set(used)
+        pool, subnet = self.pool, self.subnet
+        first, last = int(pool.network_address), int(pool.broadcast_address)
+        if pool.prefixlen < 31:
+            first, last = first + 1, last - 1
+        first = max(first, int(subnet.network_address) + 1, start)
+        last = min(last, int(subnet.broadcast_address) - 1)
+        gateway = self.gateway
+        for value in range(first, last + 1):
+            ip = ipaddress.IPv4Address(value)
+            if ip != gateway and ip not in taken:
                 return ip
         raise PoolExhausted()
 
@@ -121,7 +132,8 @@ class Scope:
         """A user-chosen address (`--ip`): inside the subnet, not the gateway, not taken."""
         if ip not in self.subnet or ip in (self.subnet.network_address, self.subnet.broadcast_address):
             raise errors.InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip}")
-        if ip == self.gateway or ip in set(used):
+        taken = used if isinstance(used, (set, frozenset, Mapping)) else set(used)
+        if ip == self.gateway or ip in taken:
             raise errors.Conflict(ADDRESS_IN_USE)
 
 
@@ -160,8 +172,17 @@ def slices(space: ipaddress.IPv4Network) -> Iterable[ipaddress.IPv4Network]:
     return space.subnets(new_prefix=NETWORK_WIDTH)
 
 
+def bridge_subnet(space: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """The default bridge's subnet in a new VCH: the first quarter of the range, at most a /18, at least a /24 (or the
+    whole range, when that is narrower)."""
+    prefix = min(max(BRIDGE_WIDTH, space.prefixlen + 2), NETWORK_WIDTH)
+    if space.prefixlen >= prefix:
+        return space
+    return next(space.subnets(new_prefix=prefix))
+
+
 def default_bridge(vch_id: str, space: ipaddress.IPv4Network) -> ScopeDefinition:
-    subnet = next(iter(slices(space)))
+    subnet = bridge_subnet(space)
     return ScopeDefinition(id=bridge_id(vch_id), name=DEFAULT_SCOPE, driver=BRIDGE_DRIVER, subnet=str(subnet),
                            gateway=str(next(subnet.hosts())), created=now_rfc3339(),
                            options=json.dumps({"com.docker.network.bridge.default_bridge": "true",
@@ -220,5 +241,5 @@ def user_definition(name: str, space: ipaddress.IPv4Network, taken: list[ipaddre
 
 
 __all__ = ["Scope", "ScopeDefinition", "NetworkNotFound", "NetworkExists", "PoolExhausted", "DEFAULT_SCOPE",
-           "NETWORK_WIDTH", "default_bridge", "user_definition", "next_subnet", "vch_range", "slices", "bridge_id",
-           "endpoint_id", "new_id"]
+           "NETWORK_WIDTH", "BRIDGE_WIDTH", "bridge_subnet", "default_bridge", "user_definition", "next_subnet",
+           "vch_range", "slices", "bridge_id", "endpoint_id", "new_id"]

@@ -29,6 +29,22 @@ def test_a_task_fault_is_raised_as_a_vic_error(session, op):
         create_vm(session, op, name=name)
 
 
+def test_a_finished_task_is_read_once(sim_target, session, op):
+    """A task the server finished before answering (the sim's inline tasks, a fast vCenter) costs one read: no property
+    collector is made for its wait."""
+    methods = ("RetrievePropertiesEx", "CreatePropertyCollector", "WaitForUpdatesEx")
+    vm = create_vm(session, op)
+    before = {m: call_count(sim_target, m) for m in methods}
+    session.run_task(op, vm.PowerOnVM_Task)
+    after = {m: call_count(sim_target, m) for m in methods}
+    assert {m: after[m] - before[m] for m in methods} == {"RetrievePropertiesEx": 1, "CreatePropertyCollector": 0,
+                                                          "WaitForUpdatesEx": 0}
+    with pytest.raises(errors.InvalidState):
+        session.run_task(op, vm.PowerOnVM_Task)  # a failed one too: its fault from that read
+    assert call_count(sim_target, "CreatePropertyCollector") == before["CreatePropertyCollector"]
+    session.run_task(op, vm.PowerOffVM_Task)
+
+
 def test_the_wait_is_pushed_not_polled(sim_target, session, op, fault_rules):
     """A task that runs for a while costs a handful of calls, not one per poll interval."""
     vm = create_vm(session, op)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_endpoints_names_links_and_rename(portlayer, image, op):
 def test_user_networks_connect_disconnect_and_rebuild(env, portlayer, image, op):
     pl = portlayer
     net = pl.network.create_scope(op, "front")
-    assert str(net.subnet) == "127.198.1.0/24" and str(net.gateway) in pl.network.dns.addresses
+    assert str(net.subnet) == "127.198.64.0/24" and str(net.gateway) in pl.network.dns.addresses
     with pytest.raises(errors.Conflict, match="^network with name front already exists$"):
         pl.network.create_scope(op, "front")
     web = create(pl, op, image, "web", [EndpointRequest("front", aliases=["www"])])
@@ -128,3 +129,29 @@ def test_user_networks_connect_disconnect_and_rebuild(env, portlayer, image, op)
             fresh.network.remove_scope(op, "bridge")
     finally:
         fresh.close(op)
+
+
+def test_a_bridge_stored_as_a_slash_24_keeps_its_subnet(env, image, op):
+    """A VCH from before the default bridge grew stored it as a /24: a port layer started on that state (an upgraded
+    or restarted VCH) keeps the stored subnet and the addresses in it, and new user networks take the slices after it,
+    as they did."""
+    pl = env.portlayer()
+    stored = pl.network.scope("bridge").definition
+    assert stored.subnet == "127.198.0.0/18"
+    old = dataclasses.replace(stored, subnet="127.198.0.0/24")
+    pl.network.store.save(op, "bridge", old)
+    pl.close(op)
+
+    upgraded = env.portlayer()
+    try:
+        bridge = upgraded.network.scope("bridge")
+        assert (str(bridge.subnet), bridge.id) == ("127.198.0.0/24", stored.id)
+        cid = create(upgraded, op, image, "on-old-bridge")
+        assert upgraded.exec.info(cid).config.networks["bridge"].ip in ipaddress.ip_interface("127.198.0.0/24").network
+        net = upgraded.network.create_scope(op, "after-old-bridge")
+        assert str(net.subnet) == "127.198.1.0/24"
+        upgraded.network.remove_scope(op, "after-old-bridge")
+        upgraded.exec.remove(op, cid, force=True)
+    finally:
+        upgraded.network.store.save(op, "bridge", stored)
+        upgraded.close(op)

@@ -16,6 +16,7 @@ from vic_ref.portlayer.network.scope import (
     POOL_OVERLAP,
     PoolExhausted,
     Scope,
+    bridge_subnet,
     default_bridge,
     user_definition,
     vch_range,
@@ -26,19 +27,26 @@ SPACE = vch_range("127.42.0.0/16")
 
 def test_bridge_and_user_networks_are_slices_of_the_vch_range():
     bridge = Scope(default_bridge("vch-id", SPACE))
-    assert (str(bridge.subnet), str(bridge.gateway), bridge.name) == ("127.42.0.0/24", "127.42.0.1", "bridge")
+    assert (str(bridge.subnet), str(bridge.gateway), bridge.name) == ("127.42.0.0/18", "127.42.0.1", "bridge")
     assert Scope(default_bridge("vch-id", SPACE)).id == bridge.id  # the same after every rebuild
     first = user_definition("a", SPACE, [bridge.subnet])
-    assert (first.subnet, first.gateway) == ("127.42.1.0/24", "127.42.1.1")
+    assert (first.subnet, first.gateway) == ("127.42.64.0/24", "127.42.64.1")
     second = user_definition("b", SPACE, [bridge.subnet, ipaddress.ip_network(first.subnet)])
-    assert second.subnet == "127.42.2.0/24"
+    assert second.subnet == "127.42.65.0/24"
+    # a bridge an earlier VCH defined as a /24 keeps it: user networks go right after it, as they did
+    old_bridge = ipaddress.ip_network("127.42.0.0/24")
+    assert user_definition("a", SPACE, [old_bridge]).subnet == "127.42.1.0/24"
     with pytest.raises(errors.Conflict, match=POOL_OVERLAP):
         user_definition("c", SPACE, [bridge.subnet], subnet="127.42.0.128/25")
     with pytest.raises(errors.InvalidArgument, match="not a loopback range"):
         user_definition("c", SPACE, [], subnet="10.0.0.0/24")
     narrow = vch_range("127.60.0.0/24")
+    assert str(Scope(default_bridge("x", narrow)).subnet) == "127.60.0.0/24"
     with pytest.raises(errors.Unavailable, match=NO_POOL):
         user_definition("c", narrow, [Scope(default_bridge("x", narrow)).subnet])
+    # a narrower range: the bridge is its first quarter, never less than a /24
+    assert str(bridge_subnet(vch_range("127.60.0.0/20"))) == "127.60.0.0/22"
+    assert str(bridge_subnet(vch_range("127.60.0.0/23"))) == "127.60.0.0/24"
     with pytest.raises(errors.InvalidArgument):
         vch_range("192.168.0.0/16")
 
@@ -52,6 +60,21 @@ def test_allocation_skips_the_gateway_and_taken_addresses():
         scope.allocate([ipaddress.ip_address(f"127.42.9.{i}") for i in range(2, 7)])
     with pytest.raises(errors.Conflict):
         scope.check_static(ipaddress.ip_address("127.42.9.1"), [])
+    # looking from a mark below which everything is taken finds the same first free address
+    assert str(scope.allocate(set(taken), int(ipaddress.ip_address("127.42.9.4")))) == "127.42.9.4"
+
+
+def test_the_default_bridge_has_room_for_thousands_of_containers():
+    bridge = Scope(default_bridge("vch-id", SPACE))
+    taken: set[ipaddress.IPv4Address] = set()
+    mark = 0
+    for _ in range(1000):
+        ip = bridge.allocate(taken, mark)
+        assert ip not in taken and ip in bridge.subnet and ip != bridge.gateway
+        taken.add(ip)
+        mark = int(ip) + 1
+    # in order from the first after the gateway; inside a /18, .x.0 and .x.255 are ordinary addresses
+    assert (str(min(taken)), str(max(taken))) == ("127.42.0.2", "127.42.3.233")
 
 
 def test_definitions_round_trip_and_claim_only_their_own_keys():
