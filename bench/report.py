@@ -37,15 +37,18 @@ MAX_EXPONENT = 1.1
 WHY = {
     "cycle": "the sim is CPU-bound: {server_cpu:.1f} ms of server CPU per 5-op cycle ({server_share:.0%} of its "
              "{cycle_ms:.1f} ms), plus {client_cpu:.1f} ms of pyVmomi client CPU; 750 ops/s needs ≤ 6.7 ms per "
-             "cycle in all. Profile (bench/profiles/cycle-server.txt): task bodies run inline, CreateVM_Task's VM "
-             "build (pyVmomi data objects, default devices, VM home, .vmx) ~26% and the other four ~40%, inside "
-             "them datastore rescans (refresh_files) ~14%; a SQLite state flush after every mutating call ~14%; "
-             "SOAP request parsing ~15%. The task polls themselves are cheap.",
-    "create": "one create is {vim_calls} vim25 calls ({methods}): two tasks (CreateVM_Task, then ReconfigVM_Task "
-              "to the final name), each waited for through a fresh property collector (create, filter, 2× "
-              "WaitForUpdatesEx, destroy) where a poll needs 1–2 calls. py-spy of the appliance: ~2/3 of its busy "
-              "time is inside those calls (a quarter of it pyVmomi (de)serialising), the rest the port layer "
-              "reacting to its own change (watcher, events, network refresh, spec).",
+             "cycle in all, so ≤ ~3 ms of server CPU. Two rounds of profiling (bench/profiles/cycle-server.txt) took "
+             "it from 12.4 ms: a lighter HTTP front, task work after the answer, parsing once per request shape, "
+             "list members saved a row each. What is left is spread thin over ~15 places: ~1.6 ms the 10 round "
+             "trips themselves (0.15 ms each: HTTP, session, dispatch, lock), ~1.65 ms the state flush (encoding "
+             "the VM's config and summary, sqlite WAL commits without fsync), ~4 ms the five tasks' own work "
+             "(.vmx/nvram/swap files written atomically, the VM's file layout, events, config summary), ~0.3 ms "
+             "parsing. One Python thread does it all under the GIL: running the work after the answer overlaps "
+             "only the client's ~0.4 ms before it polls.",
+    "create": "one create is {vim_calls} vim25 calls ({methods}): CreateVM_Task, then ReconfigVM_Task to the final "
+              "name (DESIGN-DECISIONS §1's two-step naming), each read once when the sim has finished it; the "
+              "rest is the sim computing the container watcher's updates (a scan of every VM under its lock) "
+              "while those calls wait.",
     "ps": "ps -a makes no vim25 calls (it lists the port layer's cache): the time is building and JSON-encoding N "
           "summaries in the personality and decoding them in docker-py.",
     "vch": "the cache rebuild is most of it: py-spy shows SOAP (de)serialisation of the N containers' config and "
@@ -388,16 +391,12 @@ def _sweep_section(sweeps, plots_dir: Path | None) -> list[str]:
 
 def _notes(sweeps) -> list[str]:
     out = ["## Notes", "",
-           "- The sweeps' containers are created with `--net none`: on the default bridge every create takes an "
-           "address from the bridge's pool, and the 253rd create fails with 503 \"no available addresses on this "
-           "pool\", so a VCH holds at most ~250 bridged containers (VIC gives its default bridge network a /16).",
-           "- Making the property sweep's VMs gets slower as the inventory grows (setup per VM below): each "
-           "CreateVM_Task makes the sim's state flush re-encode properties that list every VM (py-spy: "
-           "persist.encode_property of lists under flush_state; presumably the pool's, host's and datastore's "
-           "`vm` lists), and checks the name against every VM of the folder (why the VMs go in subfolders of "
-           "500). 10,000 VMs in one folder took 250 s in an earlier run.",
+           "- The sweeps' containers are created with `--net none` (`BENCH_SWEEP_NETWORK`); the default bridge "
+           "would hold them too: it is a /18 of the VCH's range (16,381 addresses) since it outgrew its /24.",
+           "- The property sweep's VMs all go in one folder: CreateVM_Task no longer grows with the folder (a name "
+           "index) nor with the inventory (list members are saved a row each), so setup per VM (below) stays flat.",
            "- N = 10,000 runs for RetrievePropertiesEx on sim-http only; the Docker sweeps stop at 1,000: at "
-           "~35 ms per docker create, 10,000 containers would take ~6 minutes to make, past the time budget.",
+           "~25 ms per docker create, 10,000 containers would take ~4 minutes to make, past the time budget.",
            "- Profiles: `python -m bench.profile` (pyinstrument, the lean cycle on both sides: "
            "bench/profiles/cycle-*.txt); docker create and a VCH start with 1,000 containers were profiled with py-spy "
            "(not a project dependency) on the appliance and the sim: bench/profiles/docker-create-*.txt, "

@@ -3,7 +3,7 @@ container among N, and VCH start (appliance power-off, then power-on until `dock
 
 The population grows in place: the N=100 point reuses the 10 containers of N=10 and creates 90 more, and so on,
 through docker-py creates in a small thread pool (created, never started: ps, rename and the VCH's cache rebuild
-don't need them running), with `--net none` (BENCH_SWEEP_NETWORK; the default bridge's pool holds ~250 addresses).
+don't need them running), with `--net none` (BENCH_SWEEP_NETWORK=bridge puts them on the default bridge).
 pytest runs every benchmark of one N before the next N (the module-scoped `population` fixture is parametrized),
 and the time spent growing the population is recorded with each point.
 """
@@ -24,8 +24,8 @@ ROUNDS = env_int("BENCH_SWEEP_ROUNDS", 15)
 VCH_ROUNDS = env_int("BENCH_VCH_ROUNDS", 3)
 THREADS = env_int("BENCH_SETUP_THREADS", 4)
 LABELS = {"vic-ref-bench": "sweep"}
-# `--net none`: a container on the default bridge takes an address from the bridge's pool at create, and that pool
-# holds ~250 (the 253rd create fails with 503 "no available addresses on this pool"), so N=1,000 can't be on it.
+# `--net none` keeps the sweeps about the container count alone (the default bridge, a /18, would hold them too:
+# BENCH_SWEEP_NETWORK=bridge measures that).
 NETWORK = os.environ.get("BENCH_SWEEP_NETWORK", "none")
 
 
