@@ -13,7 +13,9 @@ Every fault is a pyVmomi fault worded as vCenter words it; host paths and Python
 """
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import os
 import posixpath
 import re
@@ -41,7 +43,9 @@ from .datastore_paths import (
     remove,
     rmtree,
 )
-from .vmdk import HIDDEN_EXTENT_SUFFIXES, DiskInfo, VirtualDisks
+from .vmdk import HIDDEN_EXTENT_SUFFIXES, DiskInfo, VirtualDisks, is_descriptor_name
+
+log = logging.getLogger("vsphere_sim.datastore")
 
 if TYPE_CHECKING:
     from .objects.datastore import DatastoreImpl
@@ -356,6 +360,71 @@ class DatastoreFS:
         if not local.parent.is_dir():
             raise file_not_found(dspath.parent)
         return AtomicWriter(local, dspath)
+
+    def create_empty(self, dspath) -> None:
+        """An empty file at `dspath` (a VM's swap file), made in place: an empty file has no half a reader could see,
+        so the temp file and rename of write_file would buy nothing. Faults as write_file's."""
+        dspath, ds = self.resolve(dspath)
+        if dspath.is_root or (ds.is_vsan and dspath.is_top_level):
+            self.write_file(dspath, b"")
+            return
+        local = self.local_str(dspath, ds)
+        try:
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.EISDIR):  # a symlink is replaced, a folder refused: as write_file
+                self.write_file(dspath, b"")
+                return
+            raise fault_for_oserror(err, dspath) from None
+        os.close(fd)
+
+    def remove_files(self, folder, names) -> None:
+        """Best effort: the files `names` in `folder` (a VM's own files) are gone afterwards, as `delete` of each that
+        exists would leave them; a plain file is unlinked after one lookup of the folder, anything else (a folder, a
+        disk descriptor, a name with a slash) goes through `delete`. Errors are logged at debug level, not raised."""
+        try:
+            folder = self.parse(folder)
+            base = self.local_str(folder)
+            if not folder.is_root and os.path.islink(base):
+                base = None  # local() of a file below refuses a symlinked folder: let delete() say so
+        except vmodl.MethodFault:
+            base = None
+        for name in names:
+            if base is not None and name and "/" not in name and name not in (".", "..") \
+                    and not is_descriptor_name(name):
+                try:
+                    os.unlink(f"{base}/{name}")
+                    continue
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    pass  # a folder, or not ours to unlink: delete() decides, as before
+            path = folder.join(name) if isinstance(folder, DatastorePath) else None
+            if path is None or not self.exists(path):
+                continue
+            try:
+                self.delete(path)
+            except (vmodl.MethodFault, OSError) as err:
+                log.debug("ignored: delete %s: %s", path, err)
+
+    def remove_empty_dir(self, dspath) -> bool:
+        """`delete` of a folder that is empty (no hidden file either) in one rmdir; False, with nothing done, for
+        anything else (not empty, a symlink, a datastore root or vSAN namespace): then the caller decides."""
+        try:
+            dspath, ds = self.resolve(dspath)
+            if dspath.is_root or (ds.is_vsan and dspath.is_top_level):
+                return False
+            local = self.local_str(dspath, ds)
+        except vmodl.MethodFault:
+            return False
+        if os.path.islink(local):
+            return False
+        try:
+            os.rmdir(local)
+        except OSError:
+            return False
+        self.disks.forget_under(Path(local))
+        return True
 
     def list_dir(self, dspath) -> list[str]:
         """Names in a folder, as the datastore browser would list them (extents and internal files hidden)."""

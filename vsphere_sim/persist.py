@@ -114,7 +114,11 @@ def _encoder_for(t: type):
                 elif isinstance(item, list) and not item:
                     continue
                 else:
-                    out[key] = encode_value(item)
+                    # encode_value's encoder lookup, inlined: this loop is most of a flush
+                    encoder = _encoders.get(it)
+                    if encoder is None:
+                        encoder = _encoders[it] = _encoder_for(it)
+                    out[key] = encoder(item)
             return out
         return encode_data
     if issubclass(t, Array):

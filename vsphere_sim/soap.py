@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from xml.parsers.expat import ExpatError, ParserCreate
 
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
@@ -181,14 +182,17 @@ def _refuse_doctype(*_args):
     raise _invalid_request("DOCTYPE and entity declarations are not allowed")
 
 
-# A task waiter's polls (RetrievePropertiesEx of info.state...) differ from each other only in the task's moid: the
-# body with that moid masked is parsed once, and each poll gets a copy of that parse with its own moid.
-_TASK_MOREF = re.compile(rb'type="Task">(task-[0-9]+)<')
+# A task waiter's polls (RetrievePropertiesEx of info.state...) differ from each other only in the task's moid, and the
+# calls on a VM without arguments of their own (PowerOnVM_Task, Destroy_Task...) only in the VM's: the body with that
+# one moid masked is parsed once, and each call gets a copy of that parse with its own moid.
+_MOREF = re.compile(rb'type="(Task|VirtualMachine)">((?:task|vm)-[0-9]+)</')
 _TASK_MARK = "vsim-task-mark"
-_TASK_MARKED = b'type="Task">' + _TASK_MARK.encode() + b"<"
 _MAX_TEMPLATED = 2048  # bytes of a body worth a template: polls, not specs
-_templates: dict[tuple[bytes, str], SoapRequest] = {}
+_templates: dict[tuple[bytes, str], tuple[SoapRequest, Any, dict]] = {}
 _MAX_TEMPLATES = 256
+# masked VM bodies seen once: a template is made at the second sighting, so one-off bodies (a rename's spec names the
+# VM's new name) cost no template and evict none
+_seen_once: dict[tuple[bytes, str], None] = {}
 
 
 def parse_request(body: bytes, soap_action: str | None = None, version: str | None = None) -> SoapRequest:
@@ -196,11 +200,17 @@ def parse_request(body: bytes, soap_action: str | None = None, version: str | No
     if version is None:
         version = version_from_soap_action(soap_action)
     if len(body) <= _MAX_TEMPLATED:
-        found = _TASK_MOREF.findall(body)
-        if len(found) == 1:
-            key = (_TASK_MOREF.sub(_TASK_MARKED, body), version)
-            template = _templates.get(key)
-            if template is None:
+        found = _MOREF.findall(body)
+        if len(found) == 1 and (match := _markup_moref(body)) is not None:
+            key = (body[:match.start(2)] + _TASK_MARK.encode() + body[match.end(2):], version)
+            entry = _templates.get(key)
+            if entry is None and found[0][0] != b"Task" and key not in _seen_once:
+                if len(_seen_once) >= _MAX_TEMPLATES:
+                    _seen_once.clear()
+                _seen_once[key] = None
+                return _parse_request(body, version)
+            if entry is None:
+                _seen_once.pop(key, None)
                 try:
                     template = _parse_request(key[0], version)
                 except SoapRequestError:
@@ -208,29 +218,55 @@ def parse_request(body: bytes, soap_action: str | None = None, version: str | No
                 if template is not None:
                     if len(_templates) >= _MAX_TEMPLATES:
                         _templates.clear()
-                    _templates[key] = template
-            if template is not None:
-                moid = found[0].decode()
-                return SoapRequest(template.wsdl_name, _with_moid(template.this, moid),
-                                   {name: _with_moid(value, moid) for name, value in template.args.items()},
+                    entry = _templates[key] = (template, _copy_plan(template.this),
+                                               {name: _copy_plan(value) for name, value in template.args.items()})
+            if entry is not None:
+                template, this_plan, arg_plans = entry
+                moid = found[0][1].decode()
+                return SoapRequest(template.wsdl_name, this_plan(moid) if this_plan else template.this,
+                                   {name: plan(moid) if plan else template.args[name]
+                                    for name, plan in arg_plans.items()},
                                    template.version, template.method)
     return _parse_request(body, version)
 
 
-def _with_moid(value, moid: str):
-    """A copy of a parsed value (data objects and arrays fresh, so a method may keep or change them) with the marked
-    Task moref replaced by the Task `moid`."""
+def _markup_moref(body: bytes):
+    """The one moref match of `body` when it is markup, inside a start tag (`<` is never text, so the last `<` before
+    it comes after the last `>`): text that merely looks like a moref is no moref to mask."""
+    match = _MOREF.search(body)
+    start = match.start()
+    return match if body.rfind(b"<", 0, start) > body.rfind(b">", 0, start) else None
+
+
+def _copy_plan(value):
+    """How to copy a parsed value for one poll, worked out once per template: a function of the call's moid that
+    returns a copy (data objects and arrays fresh, so a method may keep or change them) with the marked Task moref
+    replaced by that moid; None when the value itself is shared (plain values and other morefs are immutable)."""
     if isinstance(value, ManagedObject):
         if value._moId == _TASK_MARK:
-            return type(value)(moid, serverGuid=value._serverGuid)
-        return value
+            cls, guid = type(value), value._serverGuid
+            return lambda moid: cls(moid, serverGuid=guid)
+        return None
     if isinstance(value, list):
-        return type(value)(_with_moid(item, moid) for item in value)
+        cls = type(value)
+        pairs = [(item, _copy_plan(item)) for item in value]
+        if not any(plan for _, plan in pairs):
+            items = list(value)
+            return lambda moid: cls(items)
+        return lambda moid: cls([plan(moid) if plan else item for item, plan in pairs])
     if isinstance(value, VmomiSupport.DataObject):
-        copy = value.__class__.__new__(value.__class__)
-        copy.__dict__.update({k: _with_moid(v, moid) for k, v in value.__dict__.items()})
+        cls, fields = value.__class__, dict(value.__dict__)
+        plans = [(key, plan) for key, item in fields.items() if (plan := _copy_plan(item)) is not None]
+
+        def copy(moid):
+            new = cls.__new__(cls)
+            attrs = new.__dict__
+            attrs.update(fields)
+            for key, plan in plans:
+                attrs[key] = plan(moid)
+            return new
         return copy
-    return value
+    return None
 
 
 def _parse_request(body: bytes, version: str) -> SoapRequest:
@@ -306,7 +342,78 @@ def encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:
                 .partition(_MOID_MARK.encode())
             parts = _moref_responses[key] = (head, tail)
         return parts[0] + value._moId.encode() + parts[1]
+    if type(value) is _RetrieveResult:
+        shape = _result_shape(value)
+        encoded = _templated_result(wsdl_name, result_type, version, *shape) if shape is not None else None
+        if encoded is not None:
+            return encoded
     return _encode_response(wsdl_name, result_type, value, version)
+
+
+# A task poll's answer (RetrievePropertiesEx of one object: states, bools and morefs) differs from the last one
+# of the same shape only in its moids: pyVmomi's bytes for the shape, made once, with the moids put in.
+_RetrieveResult = vmodl.query.PropertyCollector.RetrieveResult
+_ObjectContent = vmodl.query.PropertyCollector.ObjectContent
+_DynamicProperty = vmodl.DynamicProperty
+_MARKS = re.compile(rb"vsim-ref-mark-([0-9]+)\.")
+_result_templates: dict[tuple, list[bytes] | None] = {}
+_WORD = re.compile(r"[A-Za-z]{1,24}\Z")  # a state ("success", "poweredOn"): few values, worth a template each
+
+
+def _plain_ref(value) -> bool:
+    return isinstance(value, ManagedObject) and not value._serverGuid and bool(_PLAIN_MOID.match(value._moId))
+
+
+def _result_shape(value):
+    """(shape, moids) of a one-object RetrieveResult whose values are enums, bools, single words (a task's state is a
+    plain string) or plain morefs; else None."""
+    if value.token is not None or len(value.objects) != 1:
+        return None
+    content = value.objects[0]
+    if type(content) is not _ObjectContent or content.missingSet or not _plain_ref(content.obj):
+        return None
+    moids = [content.obj._moId]
+    props = []
+    for prop in content.propSet:
+        if type(prop) is not _DynamicProperty:
+            return None
+        val, vtype = prop.val, type(prop.val)
+        if isinstance(val, ManagedObject):
+            if not _plain_ref(val):
+                return None
+            moids.append(val._moId)
+            props.append((prop.name, vtype, None))
+        elif vtype is bool or isinstance(val, VmomiSupport.Enum) or (vtype is str and _WORD.match(val)):
+            props.append((prop.name, vtype, val))
+        else:
+            return None
+    return (type(content.obj), tuple(props)), moids
+
+
+def _templated_result(wsdl_name: str, result_type, version: str, shape: tuple, moids: list[str]) -> bytes | None:
+    key = (wsdl_name, result_type, version, shape)
+    parts = _result_templates.get(key, False)
+    if parts is False:
+        ref_type, props = shape
+        marks = iter(range(len(moids)))
+
+        def mark(cls):
+            return cls(f"vsim-ref-mark-{next(marks)}.")
+        marked = _RetrieveResult(objects=[_ObjectContent(obj=mark(ref_type), propSet=[
+            _DynamicProperty(name=name, val=mark(vtype) if val is None else val) for name, vtype, val in props])])
+        pieces = _MARKS.split(_encode_response(wsdl_name, result_type, marked, version))
+        # the marks must come back once each, in order; anything else and this shape is encoded plainly
+        parts = pieces[0::2] if pieces[1::2] == [str(i).encode() for i in range(len(moids))] else None
+        if len(_result_templates) >= _MAX_TEMPLATES:
+            _result_templates.clear()
+        _result_templates[key] = parts
+    if parts is None:
+        return None
+    out = [parts[0]]
+    for moid, part in zip(moids, parts[1:]):
+        out.append(moid.encode())
+        out.append(part)
+    return b"".join(out)
 
 
 def _encode_response(wsdl_name: str, result_type, value, version: str) -> bytes:

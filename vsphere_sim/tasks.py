@@ -99,22 +99,25 @@ class TaskRunner:
 
     def _run(self, task: TaskImpl, work):
         info = task.props["info"]
-        info.state = "running"
-        info.startTime = now()
+        # state and the times are values of the field's own type: set without pyVmomi's per-set type check (the
+        # result and error, whatever the work gave, still go through it)
+        _set = object.__setattr__
+        _set(info, "state", "running")
+        _set(info, "startTime", now())
         task.touch("info")
         try:
             result = work(task)
         except vmodl.MethodFault as fault:
-            info.state = "error"
+            _set(info, "state", "error")
             info.error = fault
         except Exception as err:
             log.exception("task %s failed", task.moid)
-            info.state = "error"
+            _set(info, "state", "error")
             info.error = vmodl.fault.SystemError(msg=f"{type(err).__name__}: {err}", reason=str(err))
         else:
-            info.state = "success"
+            _set(info, "state", "success")
             info.result = result
-        info.completeTime = now()
+        _set(info, "completeTime", now())
         task.touch("info")
         self._retire(task)
 

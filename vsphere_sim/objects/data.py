@@ -26,7 +26,8 @@ def _template(cls) -> tuple[dict, tuple[tuple[str, type], ...]]:
 
 def make(cls, **fields):
     """`cls(**fields)` for a pyVmomi data object type, without the field checks (see the module's doc)."""
-    defaults, arrays = _template(cls)
+    found = _templates.get(cls)
+    defaults, arrays = found if found is not None else _template(cls)
     if not fields.keys() <= defaults.keys():
         name = next(name for name in fields if name not in defaults)
         raise AttributeError(f"{cls.__name__} has no property {name}")
@@ -34,7 +35,8 @@ def make(cls, **fields):
     state = obj.__dict__
     state.update(defaults)
     for name, array_type in arrays:
-        state[name] = array_type()
+        if name not in fields:
+            state[name] = array_type()
     # given fields last: a given array is kept as given, as before
     state.update(fields)
     return obj

@@ -117,19 +117,21 @@ class EventManagerImpl(ManagedObjectImpl):
 
     # -- internal API -------------------------------------------------------------------------------------------
     def post(self, event: vim.event.Event, user: str | None = None, stamp_time: bool = False) -> vim.event.Event:
+        # the fields filled here get values of their own types (int, datetime, str): set without pyVmomi's checks
+        _set = object.__setattr__
         self._next_key += 1
-        event.key = self._next_key
+        _set(event, "key", self._next_key)
         if not event.chainId:
-            event.chainId = event.key
+            _set(event, "chainId", event.key)
         if stamp_time or event.createdTime is None:
-            event.createdTime = now()
+            _set(event, "createdTime", now())
         if user is not None:
             event.userName = user
         elif not event.userName:
             ctx = self.sim.current
-            event.userName = ctx.user if ctx is not None else ""
+            _set(event, "userName", ctx.user if ctx is not None else "")
         if not event.fullFormattedMessage:
-            event.fullFormattedMessage = _format(event)
+            _set(event, "fullFormattedMessage", _format(event))
         entry = self._entry(event)
         self.entries.append(entry)
         self.set(latestEvent=event)

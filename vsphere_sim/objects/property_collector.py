@@ -20,6 +20,7 @@ from .data import make
 _MISSING = object()
 _ObjectContent = vmodl.query.PropertyCollector.ObjectContent
 _MissingProperty = vmodl.query.PropertyCollector.MissingProperty
+_RetrieveResult = vmodl.query.PropertyCollector.RetrieveResult
 _DynamicProperty = vmodl.DynamicProperty
 _SER_VERSION = VmomiSupport.GetVersionFromVersionUri("vim25/8.0.3.0")
 
@@ -326,7 +327,7 @@ class PropertyCollectorImpl(ManagedObjectImpl):
 
     def _page(self, ctx, contents, limit):
         if limit is None or len(contents) <= limit:
-            return make(vmodl.query.PropertyCollector.RetrieveResult, objects=contents)
+            return make(_RetrieveResult, objects=contents)
         token = str(next(self._tokens))
         state = self._state(ctx)
         state.pending[token] = (contents[limit:], limit)

@@ -29,6 +29,13 @@ from .vm_snapshot import VmSnapshotOps
 
 log = logging.getLogger("vsphere_sim.vm")
 
+# nested pyVmomi types, looked up once: each `vim.vm.X.Y` goes through pyVmomi's lazy-type lookup (a lock and a map)
+_GuestSummary = vim.vm.Summary.GuestSummary
+_ConfigSummary = vim.vm.Summary.ConfigSummary
+_StorageSummary = vim.vm.Summary.StorageSummary
+_QuickStats = vim.vm.Summary.QuickStats
+_DatastoreUrlPair = vim.vm.ConfigInfo.DatastoreUrlPair
+
 NVRAM_SIZE = 8684
 
 
@@ -202,13 +209,13 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
             generationInfo=[], guestKernelCrashed=False)
         summary = make(vim.vm.Summary,
             vm=ref, runtime=runtime,
-            guest=make(vim.vm.Summary.GuestSummary, toolsStatus="toolsNotRunning",
+            guest=make(_GuestSummary, toolsStatus="toolsNotRunning",
                        toolsVersionStatus2="guestToolsNotInstalled",
                        toolsRunningStatus="guestToolsNotRunning"),
-            config=make(vim.vm.Summary.ConfigSummary, name=config.name, template=False,
+            config=make(_ConfigSummary, name=config.name, template=False,
                         vmPathName=config.files.vmPathName),
-            storage=make(vim.vm.Summary.StorageSummary, committed=0, uncommitted=0, unshared=0, timestamp=now()),
-            quickStats=make(vim.vm.Summary.QuickStats, guestHeartbeatStatus="gray"), overallStatus="green",
+            storage=make(_StorageSummary, committed=0, uncommitted=0, unshared=0, timestamp=now()),
+            quickStats=make(_QuickStats, guestHeartbeatStatus="gray"), overallStatus="green",
             customValue=[])
         capability = required_false(
             vim.vm.Capability, snapshotOperationsSupported=True, multipleSnapshotsSupported=True,
@@ -401,12 +408,12 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         relabel(config.hardware.device, lambda backing: self._network_name(backing))
         urls = []
         for ds in self._datastores(config):
-            urls.append(make(vim.vm.ConfigInfo.DatastoreUrlPair, name=ds.name, url=f"/vmfs/volumes/{ds.volume_id}"))
+            urls.append(make(_DatastoreUrlPair, name=ds.name, url=f"/vmfs/volumes/{ds.volume_id}"))
         config.datastoreUrl = urls
         config.hotPlugMemoryLimit = config.hardware.memoryMB
         summary = self.props["summary"]
         devices = config.hardware.device
-        summary.config = make(vim.vm.Summary.ConfigSummary,
+        summary.config = make(_ConfigSummary,
             name=config.name, template=config.template, vmPathName=config.files.vmPathName,
             memorySizeMB=config.hardware.memoryMB, cpuReservation=config.cpuAllocation.reservation or 0,
             memoryReservation=config.memoryAllocation.reservation or 0, numCpu=config.hardware.numCPU,
@@ -512,11 +519,9 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                     backing.fileName.startswith(home + "/") and datastores.exists(backing.fileName):
                 quietly(datastores.delete, backing.fileName)
         snapshot_files = [f"{self.base_name()}-Snapshot{n.id}.vmsn" for n in self._all_nodes()]
-        for name in [self.base_name() + ".vmx", self.extra_config("nvram") or self.base_name() + ".nvram",
-                     LOG_NAME, self.swap_name(), self.base_name() + ".vmxf", self.base_name() + ".vmsd",
-                     *snapshot_files]:
-            if datastores.exists(self.sibling(name)):
-                quietly(datastores.delete, self.sibling(name))
+        datastores.remove_files(home, [
+            self.base_name() + ".vmx", self.extra_config("nvram") or self.base_name() + ".nvram", LOG_NAME,
+            self.swap_name(), self.base_name() + ".vmxf", self.base_name() + ".vmsd", *snapshot_files])
         self.remove_from_inventory()
         remove_vm_folder(self.sim, home)
 

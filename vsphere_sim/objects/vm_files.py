@@ -16,6 +16,14 @@ log = logging.getLogger("vsphere_sim.vm")
 
 LOG_NAME = "vmware.log"
 
+# nested pyVmomi types, looked up once: each `vim.vm.X.Y` goes through pyVmomi's lazy-type lookup (a lock and a map)
+_FileInfo = vim.vm.FileLayoutEx.FileInfo
+_DiskUnit = vim.vm.FileLayoutEx.DiskUnit
+_DiskLayoutEx = vim.vm.FileLayoutEx.DiskLayout
+_DiskLayout = vim.vm.FileLayout.DiskLayout
+_UsageOnDatastore = vim.vm.StorageInfo.UsageOnDatastore
+_StorageSummary = vim.vm.Summary.StorageSummary
+
 
 class VmFiles:
     """Mixed into VirtualMachineImpl."""
@@ -38,11 +46,10 @@ class VmFiles:
         return f"{self.base_name()}-{self.props['config'].instanceUuid[:8]}.vswp"
 
     def _create_swap(self):
-        quietly(self.sim.datastores.write_file, self.sibling(self.swap_name()), b"")
+        quietly(self.sim.datastores.create_empty, self.sibling(self.swap_name()))
 
     def _delete_swap(self):
-        if self.sim.datastores.exists(self.sibling(self.swap_name())):
-            quietly(self.sim.datastores.delete, self.sibling(self.swap_name()))
+        self.sim.datastores.remove_files(self.home_dir(), [self.swap_name()])
 
     def refresh_files(self):
         """layout, layoutEx, storage and summary.storage from the files as they are on the datastore."""
@@ -77,7 +84,7 @@ class VmFiles:
             size = st.st_size if is_file else 4096
             used = st.st_blocks * 512 if is_file else size
             key = len(files)
-            files.append(make(vim.vm.FileLayoutEx.FileInfo, key=key, name=path, type=kind, size=size,
+            files.append(make(_FileInfo, key=key, name=path, type=kind, size=size,
                               uniqueSize=used, accessible=True))
             by_name[path] = key
             return key
@@ -106,12 +113,12 @@ class VmFiles:
                         keys.append(extent_key)
                 if not chain:
                     leaf_used[dev.key] = sum(files[k].uniqueSize or 0 for k in keys)
-                chain.append(make(vim.vm.FileLayoutEx.DiskUnit, fileKey=keys))
+                chain.append(make(_DiskUnit, fileKey=keys))
                 names.append(backing.fileName)
                 backing = getattr(backing, "parent", None)
             chain.reverse()
-            disks_ex.append(make(vim.vm.FileLayoutEx.DiskLayout, key=dev.key, chain=chain))
-            disks.append(make(vim.vm.FileLayout.DiskLayout, key=dev.key, diskFile=list(reversed(names))))
+            disks_ex.append(make(_DiskLayoutEx, key=dev.key, chain=chain))
+            disks.append(make(_DiskLayout, key=dev.key, diskFile=list(reversed(names))))
         stamp = now()
         self.props["layoutEx"] = make(vim.vm.FileLayoutEx, file=files, disk=disks_ex, snapshot=[], timestamp=stamp)
         home = self.home_dir() + "/"
@@ -133,11 +140,11 @@ class VmFiles:
                 ds = datastores.datastore(name)
             except vmodl.MethodFault:
                 continue
-            per_ds.append(make(vim.vm.StorageInfo.UsageOnDatastore, datastore=ds.ref, committed=committed,
+            per_ds.append(make(_UsageOnDatastore, datastore=ds.ref, committed=committed,
                                                                uncommitted=uncommitted, unshared=committed))
         self.props["storage"] = make(vim.vm.StorageInfo, perDatastoreUsage=per_ds, timestamp=stamp)
         committed = sum(u.committed for u in per_ds)
-        self.props["summary"].storage = make(vim.vm.Summary.StorageSummary,
+        self.props["summary"].storage = make(_StorageSummary,
             committed=committed, uncommitted=sum(u.uncommitted for u in per_ds), unshared=committed,
             timestamp=stamp)
         self.touch("layoutEx", "layout", "storage", "summary")
@@ -155,9 +162,9 @@ def remove_vm_folder(sim, home: str):
         if dspath.is_root:
             return
         # the sim's guest console log (guests.py) is the VM's own file, like vmware.log: it goes with the VM
-        console = dspath.join("guest.log")
-        if datastores.exists(console):
-            quietly(datastores.delete, console)
+        datastores.remove_files(dspath, ["guest.log"])
+        if datastores.remove_empty_dir(dspath):
+            return
         if dspath.is_root or not datastores.is_dir(home) or datastores.list_dir(home):
             return
         datastores.delete(home)  # on vSAN a namespace, which goes with its friendly name

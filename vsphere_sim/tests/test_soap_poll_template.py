@@ -50,3 +50,28 @@ def test_other_shapes_are_parsed_apart():
     request = soap.parse_request(_poll("task-61", paths=("info",)), ACTION)
     assert list(request.args["specSet"][0].propSet[0].pathSet) == ["info"]
     assert request.args["specSet"][0].objectSet[0].obj == vim.Task("task-61")
+
+
+def _vm_call(method_name: str, vm_moid: str) -> bytes:
+    method = soap.lookup_method(method_name)
+    stub = SoapAdapter.SoapStubAdapter(host="localhost", version=VERSION)
+    body = stub.SerializeRequest(vim.VirtualMachine(vm_moid), method.info, [])
+    return body if isinstance(body, bytes) else body.encode()
+
+
+def test_calls_on_a_vm_read_their_own_vm_from_the_second_on():
+    for n in range(4):  # the first parses plainly, the next come from the template
+        moid = f"vm-{700 + n}"
+        request = soap.parse_request(_vm_call("PowerOnVM_Task", moid), ACTION)
+        plain = _plain(_vm_call("PowerOnVM_Task", moid))
+        assert request.this == vim.VirtualMachine(moid)
+        assert (request.wsdl_name, request.this, request.method) == (plain.wsdl_name, plain.this, plain.method)
+        assert repr(request.args) == repr(plain.args)
+    assert any(b"vsim-task-mark" in key[0] and b"PowerOnVM_Task" in key[0] for key in soap._templates)
+
+
+def test_text_that_looks_like_a_moref_is_left_alone():
+    body = _vm_call("PowerOffVM_Task", "vm-5").replace(
+        b"</PowerOffVM_Task>", b"<x>type=&quot;Task&quot;&gt;task-1&lt;</x></PowerOffVM_Task>")
+    assert soap._MOREF.findall(body) == [soap._MOREF.findall(_vm_call("PowerOffVM_Task", "vm-5"))[0]]
+    assert soap._markup_moref(b"<a>type=\"Task\">task-1</a>") is None
