@@ -10,6 +10,7 @@ combined output, like VIC's `Run And Return Rc And Output  docker %{VCH-PARAMS} 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -38,6 +39,31 @@ class VicRef:
         self._terminals: list[pexpect.spawn] = []
         self._nfs = None
         self._nfs_export: Path | None = None
+
+    @contextlib.contextmanager
+    def _vms(self):
+        """{display name: VM} over one pyVmomi session: the embedded sim, or VSPHERE_URL / VSPHERE_USER /
+        VSPHERE_PASSWORD for an external target."""
+        from urllib.parse import urlsplit
+
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim
+        if self._vch is not None:
+            url, user, password = self._vch.vsphere_url, self._vch.vsphere_user, self._vch.vsphere_password
+        else:
+            url, user, password = (os.environ.get(k, "") for k in ("VSPHERE_URL", "VSPHERE_USER", "VSPHERE_PASSWORD"))
+        parts = urlsplit(url)
+        si = SmartConnect(host=parts.hostname, port=parts.port, user=user, pwd=password, protocol=parts.scheme,
+                          disableSslCertValidation=True)
+        try:
+            content = si.RetrieveContent()
+            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+            try:
+                yield {vm.name: vm for vm in view.view}
+            finally:
+                view.DestroyView()
+        finally:
+            Disconnect(si)
 
     # -- the target ---------------------------------------------------------------------------------------------------
     @keyword
@@ -100,23 +126,11 @@ class VicRef:
         vSphere). Only for the embedded target."""
         if self._vch is None:
             raise AssertionError("Restart VCH needs the embedded target (VIC_REF_DOCKER_HOST is set)")
-        from urllib.parse import urlsplit
-
-        from pyVim.connect import Disconnect, SmartConnect
         from pyVim.task import WaitForTask
-        from pyVmomi import vim
-        url = urlsplit(self._vch.vsphere_url)
-        si = SmartConnect(host=url.hostname, port=url.port, user=self._vch.vsphere_user,
-                          pwd=self._vch.vsphere_password, protocol=url.scheme, disableSslCertValidation=True)
-        try:
-            content = si.RetrieveContent()
-            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-            (appliance,) = [vm for vm in view.view if vm.name == self._vch.name]
-            view.DestroyView()
+        with self._vms() as vms:
+            appliance = vms[self._vch.name]
             WaitForTask(appliance.PowerOffVM_Task())
             WaitForTask(appliance.PowerOnVM_Task())
-        finally:
-            Disconnect(si)
         deadline = time.monotonic() + DEFAULT_TIMEOUT
         while self.run_docker("version")[0] != 0:
             if time.monotonic() > deadline:
@@ -254,26 +268,10 @@ class VicRef:
     def vm_should_exist(self, display_name: str) -> None:
         """A VM with this display name exists (VIC's `govc vm.info <name>`), seen with pyVmomi: the embedded sim, or
         VSPHERE_URL / VSPHERE_USER / VSPHERE_PASSWORD for an external target."""
-        from urllib.parse import urlsplit
-
-        from pyVim.connect import Disconnect, SmartConnect
-        from pyVmomi import vim
-        if self._vch is not None:
-            url, user, password = self._vch.vsphere_url, self._vch.vsphere_user, self._vch.vsphere_password
-        else:
-            url, user, password = (os.environ.get(k, "") for k in ("VSPHERE_URL", "VSPHERE_USER", "VSPHERE_PASSWORD"))
-            if not url:
-                raise AssertionError("VM Should Exist needs the embedded target or VSPHERE_URL")
-        parts = urlsplit(url)
-        si = SmartConnect(host=parts.hostname, port=parts.port, user=user, pwd=password, protocol=parts.scheme,
-                          disableSslCertValidation=True)
-        try:
-            content = si.RetrieveContent()
-            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-            names = [vm.name for vm in view.view]
-            view.DestroyView()
-        finally:
-            Disconnect(si)
+        if self._vch is None and not os.environ.get("VSPHERE_URL"):
+            raise AssertionError("VM Should Exist needs the embedded target or VSPHERE_URL")
+        with self._vms() as vms:
+            names = list(vms)
         if display_name not in names:
             raise AssertionError(f"no VM named {display_name}")
 
@@ -387,23 +385,11 @@ class VicRef:
     @keyword
     def appliance_snapshots(self) -> list:
         """The names of the appliance VM's snapshots (govc snapshot.tree's)."""
-        from urllib.parse import urlsplit
-
-        from pyVim.connect import Disconnect, SmartConnect
-        from pyVmomi import vim
-        url = urlsplit(self._vch.vsphere_url)
-        si = SmartConnect(host=url.hostname, port=url.port, user=self._vch.vsphere_user,
-                          pwd=self._vch.vsphere_password, protocol=url.scheme, disableSslCertValidation=True)
-        try:
-            content = si.RetrieveContent()
-            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-            (appliance,) = [vm for vm in view.view if vm.name == self._vch.name]
-            view.DestroyView()
+        with self._vms() as vms:
+            appliance = vms[self._vch.name]
             names, stack = [], list(appliance.snapshot.rootSnapshotList if appliance.snapshot else [])
             while stack:
                 node = stack.pop()
                 names.append(node.name)
                 stack.extend(node.childSnapshotList or [])
             return names
-        finally:
-            Disconnect(si)

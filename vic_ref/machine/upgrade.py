@@ -168,6 +168,25 @@ def reset_progress(op: Operation, out: Output, session: Session, vch: deploy.VCH
     out.info("Reset UpdateInProgress flag successfully")
 
 
+
+def _exclusively(op: Operation, out: Output, conn: Connection, name, vch_id, force: bool, reset: bool, title: str,
+                 body) -> None:
+    """What upgrade, rollback and configure share: find the VCH, then either `--reset-progress` or `body(session,
+    vch)` while holding the UpdateInProgress flag (another such command is refused meanwhile)."""
+    session, vch = _begin(op, out, conn, name, vch_id, force, title)
+    try:
+        if reset:
+            reset_progress(op, out, session, vch)
+            return
+        _claim(op, session, vch)
+        try:
+            body(session, vch)
+        finally:
+            _release(out, session, vch)
+        out.info("Completed successfully")
+    finally:
+        session.close(op)
+
 def _reconfigure(op: Operation, out: Output, session: Session, vch: deploy.VCH, *, snapshot_name: str,
                  what: str, timeout: float, started: float, new_config: vchconfig.VCHConfig,
                  new_iso: DatastorePath | None) -> None:
@@ -252,39 +271,29 @@ def upgrade(op: Operation, out: Output, conn: Connection, *, name: str | None, v
     started = time.monotonic()
     if rollback:
         return roll_back(op, out, conn, name=name, vch_id=vch_id, force=force, timeout=timeout, reset=reset)
-    session, vch = _begin(op, out, conn, name, vch_id, force, "Upgrading VCH")
-    try:
-        if reset:
-            reset_progress(op, out, session, vch)
-            return
-        _claim(op, session, vch)
-        try:
-            installer = versions.installer_build()
-            build = vch.config.init.version
-            if not force and versions.compare(build, installer) >= 0:
-                raise MachineError(f"\"{vch.name}\" has same or newer version {versions.short_version(build)} than "
-                                   f"installer version {versions.short_version(installer)}. No upgrade is available.")
-            config = migrated_config(vch)
-            config.init = dataclasses.replace(config.init, version=installer)
-            out.step("Uploading images for container")
-            home = vch.home
-            appliance_iso = home.join(f"appliance-{installer.version}.iso")
-            bootstrap_iso = home.join(f"bootstrap-{installer.version}.iso")
-            session.upload(op, appliance_iso, isos.appliance_iso(installer.version))
-            session.upload(op, bootstrap_iso, isos.bootstrap_iso(installer.version))
-            config.container = dataclasses.replace(config.container, bootstrap_image_path=str(bootstrap_iso))
-            out.end_step()
-            _reconfigure(op, out, session, vch, snapshot_name=f"{UPGRADE_PREFIX} {installer.version}",
-                         what="Upgrade", timeout=timeout, started=started, new_config=config,
-                         new_iso=appliance_iso)
-            out.info(f"VCH {vch.name} upgraded from {versions.short_version(build)} to "
-                     f"{versions.short_version(installer)}")
-        finally:
-            _release(out, session, vch)
-        out.info("Completed successfully")
-    finally:
-        session.close(op)
 
+    def body(session: Session, vch: deploy.VCH) -> None:
+        installer = versions.installer_build()
+        build = vch.config.init.version
+        if not force and versions.compare(build, installer) >= 0:
+            raise MachineError(f"\"{vch.name}\" has same or newer version {versions.short_version(build)} than "
+                               f"installer version {versions.short_version(installer)}. No upgrade is available.")
+        config = migrated_config(vch)
+        config.init = dataclasses.replace(config.init, version=installer)
+        out.step("Uploading images for container")
+        home = vch.home
+        appliance_iso = home.join(f"appliance-{installer.version}.iso")
+        bootstrap_iso = home.join(f"bootstrap-{installer.version}.iso")
+        session.upload(op, appliance_iso, isos.appliance_iso(installer.version))
+        session.upload(op, bootstrap_iso, isos.bootstrap_iso(installer.version))
+        config.container = dataclasses.replace(config.container, bootstrap_image_path=str(bootstrap_iso))
+        out.end_step()
+        _reconfigure(op, out, session, vch, snapshot_name=f"{UPGRADE_PREFIX} {installer.version}",
+                     what="Upgrade", timeout=timeout, started=started, new_config=config, new_iso=appliance_iso)
+        out.info(f"VCH {vch.name} upgraded from {versions.short_version(build)} to "
+                 f"{versions.short_version(installer)}")
+
+    _exclusively(op, out, conn, name, vch_id, force, reset, "Upgrading VCH", body)
 
 def migrated_config(vch: deploy.VCH) -> vchconfig.VCHConfig:
     """The VCH's config migrated to the current data version (VIC FetchAndMigrateVCHConfig)."""
@@ -295,32 +304,23 @@ def migrated_config(vch: deploy.VCH) -> vchconfig.VCHConfig:
 # -- rollback ------------------------------------------------------------------------------------------------------
 def roll_back(op: Operation, out: Output, conn: Connection, *, name: str | None, vch_id: str | None,
               force: bool = False, timeout: float = 180.0, reset: bool = False) -> None:
-    session, vch = _begin(op, out, conn, name, vch_id, force, "Rolling back VCH")
-    try:
-        if reset:
-            reset_progress(op, out, session, vch)
-            return
-        _claim(op, session, vch)
+    def body(session: Session, vch: deploy.VCH) -> None:
+        node, _ = _snapshot_tree(op, session, vch)
+        if node is None:
+            raise MachineError(f"{NOT_FOUND} No error was reported, so it's possible that this VCH has never "
+                               f"been upgraded or the saved previous version was removed out-of-band.")
+        back = Operation.new(f"roll back {vch.name}", timeout=max(timeout, 1.0))
+        out.step("Rolling back the appliance")
         try:
-            node, _ = _snapshot_tree(op, session, vch)
-            if node is None:
-                raise MachineError(f"{NOT_FOUND} No error was reported, so it's possible that this VCH has never "
-                                   f"been upgraded or the saved previous version was removed out-of-band.")
-            back = Operation.new(f"roll back {vch.name}", timeout=max(timeout, 1.0))
-            out.step("Rolling back the appliance")
-            try:
-                _revert(back, out, session, vch, node)
-            except MachineError as err:
-                raise MachineError(f"could not complete manual rollback: {err.message}") from err
-            out.end_step()
-            _remove_snapshot(back, out, session, node, vch)
-            now = deploy.refresh(op, session, vch).config.init.version
-            out.info(f"VCH {vch.name} rolled back to {versions.short_version(now)}")
-        finally:
-            _release(out, session, vch)
-        out.info("Completed successfully")
-    finally:
-        session.close(op)
+            _revert(back, out, session, vch, node)
+        except MachineError as err:
+            raise MachineError(f"could not complete manual rollback: {err.message}") from err
+        out.end_step()
+        _remove_snapshot(back, out, session, node, vch)
+        now = deploy.refresh(op, session, vch).config.init.version
+        out.info(f"VCH {vch.name} rolled back to {versions.short_version(now)}")
+
+    _exclusively(op, out, conn, name, vch_id, force, reset, "Rolling back VCH", body)
 
 
 # -- configure -----------------------------------------------------------------------------------------------------
@@ -328,47 +328,38 @@ def configure(op: Operation, out: Output, conn: Connection, *, name: str | None,
               volume_stores: dict[str, str], force: bool = False, timeout: float = 180.0,
               reset: bool = False) -> None:
     started = time.monotonic()
-    session, vch = _begin(op, out, conn, name, vch_id, force, "Configuring VCH")
-    try:
-        if reset:
-            reset_progress(op, out, session, vch)
+
+    def body(session: Session, vch: deploy.VCH) -> None:
+        installer = versions.installer_build()
+        build = vch.config.init.version
+        if versions.compare(build, installer) != 0 and not force:
+            raise MachineError(f"VCH version {versions.short_version(build)} is different than installer "
+                               f"version {versions.short_version(installer)}: upgrade the VCH before "
+                               f"configuring it, or specify --force")
+        config = dataclasses.replace(vch.config)
+        stores = dict(config.storage.volume_stores)
+        for label, store in volume_stores.items():
+            if label in stores and stores[label] != store:
+                raise MachineError(f"volume store {label} already exists at {stores[label]}: volume stores "
+                                   f"can only be added")
+            stores[label] = store
+        if stores == config.storage.volume_stores:
+            out.info("Nothing to configure")
             return
-        _claim(op, session, vch)
-        try:
-            installer = versions.installer_build()
-            build = vch.config.init.version
-            if versions.compare(build, installer) != 0 and not force:
-                raise MachineError(f"VCH version {versions.short_version(build)} is different than installer "
-                                   f"version {versions.short_version(installer)}: upgrade the VCH before "
-                                   f"configuring it, or specify --force")
-            config = dataclasses.replace(vch.config)
-            stores = dict(config.storage.volume_stores)
-            for label, store in volume_stores.items():
-                if label in stores and stores[label] != store:
-                    raise MachineError(f"volume store {label} already exists at {stores[label]}: volume stores "
-                                       f"can only be added")
-                stores[label] = store
-            if stores == config.storage.volume_stores:
-                out.info("Nothing to configure")
-            else:
-                for label, store in volume_stores.items():
-                    if vchconfig.is_nfs_store(store):
-                        continue  # reached by the port layer when the VCH restarts
-                    ds = DatastorePath.parse(store).datastore
-                    try:
-                        session.finder.datastore(op, ds, session.datacenter)
-                    except (errors.NotFound, errors.InvalidArgument) as err:
-                        raise MachineError(f"Failure finding datastore for volume store {label}: {_line(err)}") \
-                            from err
-                config.storage = dataclasses.replace(config.storage, volume_stores=stores)
-                version = build.version if build is not None else installer.version
-                _reconfigure(op, out, session, vch, snapshot_name=f"{CONFIGURE_PREFIX} {version}", what="Configure",
-                             timeout=timeout, started=started, new_config=config, new_iso=None)
-        finally:
-            _release(out, session, vch)
-        out.info("Completed successfully")
-    finally:
-        session.close(op)
+        for label, store in volume_stores.items():
+            if vchconfig.is_nfs_store(store):
+                continue  # reached by the port layer when the VCH restarts
+            ds = DatastorePath.parse(store).datastore
+            try:
+                session.finder.datastore(op, ds, session.datacenter)
+            except (errors.NotFound, errors.InvalidArgument) as err:
+                raise MachineError(f"Failure finding datastore for volume store {label}: {_line(err)}") from err
+        config.storage = dataclasses.replace(config.storage, volume_stores=stores)
+        version = build.version if build is not None else installer.version
+        _reconfigure(op, out, session, vch, snapshot_name=f"{CONFIGURE_PREFIX} {version}", what="Configure",
+                     timeout=timeout, started=started, new_config=config, new_iso=None)
+
+    _exclusively(op, out, conn, name, vch_id, force, reset, "Configuring VCH", body)
 
 
 __all__ = ["upgrade", "roll_back", "configure", "in_progress", "set_in_progress", "migrated_config",

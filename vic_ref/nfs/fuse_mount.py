@@ -405,6 +405,21 @@ def _unescape(field: str) -> str:
     return field.encode().decode("unicode_escape") if "\\" in field else field
 
 
+def mount_command(url: str, mountpoint: str, ready_fd: int, *, readonly: bool = False,
+                  caller_credentials: bool = True, rpc_timeout: float = 30.0,
+                  parent_pid: int | None = None) -> list[str]:
+    """The command line of a FUSE client for `url` on `mountpoint` that signals `ready_fd` once mounted."""
+    command = [sys.executable, "-m", "vic_ref.nfs.fuse_mount", url, mountpoint, "--ready-fd", str(ready_fd),
+               "--rpc-timeout", str(rpc_timeout)]
+    if readonly:
+        command.append("--ro")
+    if not caller_credentials:
+        command.append("--url-credentials")
+    if parent_pid:
+        command += ["--parent-pid", str(parent_pid)]
+    return command
+
+
 def start_mount(url: str, mountpoint: str, readonly: bool = False, timeout: float = 10,
                 log_path: str | None = None, caller_credentials: bool = True,
                 rpc_timeout: float = 30.0) -> subprocess.Popen:
@@ -413,12 +428,8 @@ def start_mount(url: str, mountpoint: str, readonly: bool = False, timeout: floa
     long as the child does). While the server is down, each file operation fails after `rpc_timeout` seconds with
     ETIMEDOUT; the mount recovers by itself once the server is back."""
     read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "vic_ref.nfs.fuse_mount", url, mountpoint, "--ready-fd", str(write_end),
-               "--rpc-timeout", str(rpc_timeout)]
-    if readonly:
-        command.append("--ro")
-    if not caller_credentials:
-        command.append("--url-credentials")
+    command = mount_command(url, mountpoint, write_end, readonly=readonly, caller_credentials=caller_credentials,
+                            rpc_timeout=rpc_timeout)
     errors = open(log_path, "a+b") if log_path else tempfile.TemporaryFile()
     start_offset = errors.seek(0, os.SEEK_END)
     try:
@@ -443,7 +454,7 @@ def start_mount(url: str, mountpoint: str, readonly: bool = False, timeout: floa
     if signalled is None:
         reason = f"not mounted after {timeout}s ({reason})"
     if is_mounted(mountpoint):
-        _detach(mountpoint)
+        detach_mount(mountpoint)
     raise NfsMountError(reason)
 
 
@@ -457,10 +468,11 @@ def stop_mount(process: subprocess.Popen, mountpoint: str, timeout: float = 10) 
             process.kill()
             process.wait()
     if is_mounted(mountpoint):
-        _detach(mountpoint)
+        detach_mount(mountpoint)
 
 
-def _detach(mountpoint: str) -> None:
+def detach_mount(mountpoint: str) -> None:
+    """A lazy unmount (the mount goes once nothing uses it); nothing if it is not a mount point."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.umount2(os.fsencode(mountpoint), MNT_DETACH) != 0:
         code = ctypes.get_errno()

@@ -71,11 +71,11 @@ async def version(request: web.Request) -> web.Response:
     return web.json_response(version_info(request.app[common.CONFIG]))
 
 
-def established_volume_stores(op, pl, config) -> list[str]:
+def established_volume_stores(op, pl) -> list[str]:
     """The stores the port layer could bring online (vic-machine checks this line for each configured store)."""
     volumes = getattr(pl, "volumes", None)
-    if volumes is None or not hasattr(volumes, "stores"):
-        return sorted(config.storage.volume_stores or {})
+    if volumes is None:
+        return []
     try:
         return volumes.stores(op)
     except errors.VicError as err:
@@ -98,7 +98,7 @@ def info_of(op, pl, config) -> dict[str, Any]:
     about = pl.session.about if getattr(pl, "session", None) is not None else None
     host_os = about.fullName if about is not None else "VMware vSphere"
     driver = backend_name(config)
-    volume_stores = " ".join(established_volume_stores(op, pl, config))
+    volume_stores = " ".join(established_volume_stores(op, pl))
     now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     return {
         "ID": config.id, "Containers": len(infos), "ContainersRunning": running, "ContainersPaused": paused,

@@ -8,25 +8,21 @@ children, started through its reaper (the only waiter for its children), and end
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 
+from ..nfs.fuse_mount import detach_mount, is_mounted, mount_command
 from .mounts import MountError
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 20.0  # the server may be slow to answer its first MOUNT
 STOP_TIMEOUT = 5.0
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NfsMounts:
@@ -48,8 +44,7 @@ class NfsMounts:
         log_path = os.path.join(self.base_dir, f"{name}.log")
         ready_r, ready_w = os.pipe()
         exited = threading.Event()
-        argv = [sys.executable, "-m", "vic_ref.nfs.fuse_mount", url, staged, "--ready-fd", str(ready_w),
-                "--parent-pid", str(os.getpid())]
+        argv = mount_command(url, staged, ready_w, parent_pid=os.getpid())
         try:
             with open(log_path, "wb") as log_file:
                 proc = self.reaper.spawn(argv, lambda code: exited.set(), stdin=subprocess.DEVNULL,
@@ -96,8 +91,11 @@ def _stop(proc, exited: threading.Event) -> None:
 
 
 def _lazy_unmount(path: str) -> None:
-    if os.path.ismount(path):
-        _libc.umount2(path.encode(), MNT_DETACH)
+    if is_mounted(path):
+        try:
+            detach_mount(path)
+        except OSError as err:
+            log.warning("could not unmount %s: %s", path, err)
 
 
 def _last_line(path: str) -> str:

@@ -3,4 +3,5 @@ fixtures (`registry`, `busybox_image`, `busybox_volume_image`) come from vic_ref
 conftest loads."""
 from __future__ import annotations
 
-from vic_ref.portlayer.storage.tests.conftest import appliance, fresh_vch, op, store  # noqa: F401
+from vic_ref.portlayer.conftest import op  # noqa: F401
+from vic_ref.portlayer.storage.tests.conftest import appliance, fresh_vch, store  # noqa: F401

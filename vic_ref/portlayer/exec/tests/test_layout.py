@@ -11,7 +11,6 @@ from pyVmomi import vim
 
 from vic_ref.config import PLUGIN_VERSION, VERSION_KEY, key_for
 from vic_ref.portlayer.tests.harness import VchEnv, create_container
-from vic_ref.trace import Operation
 
 VD = vim.vm.device
 
@@ -98,20 +97,3 @@ def test_hundred_character_name(env, si, portlayer, image, op):
     assert vm is not None
     assert {o.key: o.value for o in vm.config.extraConfig}["common/name"] == name
     portlayer.exec.remove(op, cid)
-
-
-@pytest.fixture(scope="module")
-def image(env):
-    return env.images.add(env.op, "busybox")
-
-
-@pytest.fixture(scope="module")
-def portlayer(env, image):
-    pl = env.portlayer()
-    yield pl
-    pl.close(env.op)
-
-
-@pytest.fixture
-def op(request):
-    return Operation.new(request.node.name)

@@ -11,7 +11,6 @@ from vic_ref import errors
 from vic_ref.config.vch import Network as NetworkConfig
 from vic_ref.portlayer.network import EndpointRequest
 from vic_ref.portlayer.tests.harness import VchEnv
-from vic_ref.trace import Operation
 from vic_ref.vsphere import vim
 
 RANGE = "127.198.0.0/16"
@@ -27,23 +26,6 @@ def env(sim_target):
     env.session.run_task(env.op, env.folder.CreateVM_Task, config=spec, pool=env.session.pool)
     yield env
     env.close()
-
-
-@pytest.fixture(scope="module")
-def image(env):
-    return env.images.add(env.op, "busybox")
-
-
-@pytest.fixture(scope="module")
-def portlayer(env, image):
-    pl = env.portlayer()
-    yield pl
-    pl.close(env.op)
-
-
-@pytest.fixture
-def op(request) -> Operation:
-    return Operation.new(request.node.name)
 
 
 def create(pl, op, image, name, requests=None, links=()):

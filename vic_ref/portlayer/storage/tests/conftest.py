@@ -6,14 +6,7 @@ import uuid
 
 import pytest
 
-from vic_ref.trace import Operation
-
 from .harness import Appliance
-
-
-@pytest.fixture
-def op(request) -> Operation:
-    return Operation.new(request.node.name)
 
 
 @pytest.fixture(scope="module")

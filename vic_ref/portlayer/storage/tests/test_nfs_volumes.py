@@ -8,17 +8,11 @@ import pytest
 from vic_ref import errors
 from vic_ref.portlayer.storage.nfs_volumes import MOUNT_OPTIONS, NfsVolumeStore, parse_ids
 from vic_ref.testing.nfs_server import served_export
-from vic_ref.trace import Operation
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     yield from served_export(tmp_path_factory)
-
-
-@pytest.fixture
-def op():
-    return Operation.new("test")
 
 
 @pytest.fixture

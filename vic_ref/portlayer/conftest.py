@@ -1,4 +1,5 @@
-"""A VCH's surroundings on the module's embedded sim, and a started port layer on them."""
+"""A VCH's surroundings on the module's embedded sim, and a started port layer on them (a test module that needs
+other surroundings overrides `env`; the rest follow it)."""
 from __future__ import annotations
 
 import pytest
