@@ -99,12 +99,20 @@ class Dispatcher:
         finally:
             if deferred:
                 self._run_deferred(deferred)
+            elif self.lock.pending and send is not None:
+                # a task poll just showed a task's end: settle it while the client reads the answer (settle.py)
+                with self.lock:
+                    self.sim.flush_state()
 
     def _run_deferred(self, deferred: list) -> None:
         """The tasks' work queued by the call, then the state flush; releases the lock `call` kept."""
         try:
-            while deferred:
-                deferred.pop(0)()
+            self.lock.queueing = True
+            try:
+                while deferred:
+                    deferred.pop(0)()
+            finally:
+                self.lock.queueing = False
         finally:
             try:
                 self.sim.flush_state()
@@ -121,7 +129,10 @@ class Dispatcher:
         rule = self.fault_rules.match(name, request.this._moId)
         if rule is not None and rule.delay and not rule.delay_task_only:
             time.sleep(rule.delay)
-        self.lock.acquire()
+        if name in _RETRIEVE_METHODS and _reads_tasks_only(request.args.get("specSet")):
+            self.lock.acquire_for_task_poll()
+        else:
+            self.lock.acquire()
         try:
             session.touch()
             obj = self.sim.registry.get(request.this)
@@ -152,6 +163,23 @@ class Dispatcher:
                     self.sim.flush_state()
                 finally:
                     self.lock.release()
+
+
+_RETRIEVE_METHODS = frozenset({"RetrievePropertiesEx", "RetrieveProperties"})
+
+
+def _reads_tasks_only(specs) -> bool:
+    """Whether a retrieve reads properties of Task objects and nothing else (no traversal): a task poll."""
+    if not specs:
+        return False
+    for spec in specs:
+        for obj_spec in spec.objectSet or ():
+            if not isinstance(obj_spec.obj, vim.Task) or obj_spec.selectSet:
+                return False
+        for prop_spec in spec.propSet or ():
+            if not issubclass(prop_spec.type, vim.Task):
+                return False
+    return True
 
 
 def _encode_fault(fault: vmodl.MethodFault, version: str) -> bytes:

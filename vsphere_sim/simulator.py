@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from pyVmomi import vim
 from .dispatch import CallContext, Dispatcher
 from .registry import Registry
 from .sessions import Session, SessionTable
+from .settle import SimLock
 from .tasks import TaskRunner
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class Simulator:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.user = user
         self.password = password
-        self.lock = threading.RLock()
+        self.lock = SimLock()
         self.registry = Registry(self.lock)
         self.sessions = SessionTable()
         self.tasks = TaskRunner(self)

@@ -122,7 +122,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
             remove_vm_folder(sim, home)
             raise
         vm.attach(folder, pool, host)
-        vm.refresh_files()
+        vm.refresh_files_later()
         _post(vm, vim.event.VmCreatedEvent)
         return vm
 
@@ -246,8 +246,17 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         ref_list_add(host, "vm", self.ref)
         self._sync_links()
 
+    def extra_state(self):
+        return {"layout_stale": True} if self.layout_stale else {}
+
+    def load_extra_state(self, state):
+        self.layout_stale = bool(state.get("layout_stale"))
+
     def on_loaded(self):
         self.props["summary"].runtime = self.props["runtime"]
+        if self.layout_stale:  # the sim stopped before the last task settled
+            self.layout_stale = False
+            self.refresh_files()
 
     # -- paths --------------------------------------------------------------------------------------------------
     def vmx_path(self) -> str:
@@ -369,7 +378,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                     quietly(self.sim.datastores.delete_disk, path)
         self._sync_links()
         self.write_vmx()
-        self.refresh_files()
+        self.refresh_files_later()
         if plan is not None and powered_on:
             self._guests("devices_changed")  # serial ports connected or disconnected while running
 
@@ -549,7 +558,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                 if obj is not None:
                     _unlink_vm(obj, self)
         self.drop_snapshots()
-        _post(self, vim.event.VmRemovedEvent)
+        _post(self, vim.event.VmRemovedEvent, settled=False)
         self.sim.registry.remove(self)
 
     def move_to_pool(self, pool):

@@ -51,6 +51,26 @@ class VmFiles:
     def _delete_swap(self):
         self.sim.datastores.remove_files(self.home_dir(), [self.swap_name()])
 
+    # set while a refresh waits for its task to settle: saved with the VM, so a sim killed meanwhile refreshes on load
+    layout_stale = False
+
+    def refresh_files_later(self):
+        """`refresh_files` when the running task settles (settle.py); at once outside a task."""
+        lock = self.sim.lock
+        if not lock.queueing:
+            self.refresh_files()
+            return
+        if not self.layout_stale:
+            self.layout_stale = True
+            self.sim.registry.dirty.add(self.moid)
+            lock.later(self._settle_files)
+
+    def _settle_files(self):
+        if self.layout_stale:
+            self.layout_stale = False
+            if self.sim.registry.find(self.moid) is self:
+                self.refresh_files()
+
     def refresh_files(self):
         """layout, layoutEx, storage and summary.storage from the files as they are on the datastore."""
         datastores = self.sim.datastores

@@ -23,16 +23,29 @@ def invalid_power_state(requested: str | None, existing: str) -> vim.fault.Inval
         requestedState=requested, existingState=existing)
 
 
-def _post(vm, event_type, **fields):
-    """Post a VM event as vCenter does (no-op if the event manager is not there)."""
-    try:
-        from .event_manager import post_event, vm_event
-    except ImportError:
-        return
-    try:
-        post_event(vm.sim, vm_event(vm.sim, event_type, vm, **fields))
-    except Exception:  # an event must never break the operation that posts it
-        log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
+def _post(vm, event_type, *, settled: bool = True, **fields):
+    """Post a VM event as vCenter does (no-op if the event manager is not there). With `settled` (the default), in a
+    task it is built and posted when the task settles (settle.py); an event about a VM leaving the inventory is
+    posted at once, while the inventory still knows where the VM was."""
+    from .event_manager import post_event, vm_event
+    sim = vm.sim
+    ctx = sim.current
+    user = ctx.user if ctx is not None else ""
+    stamp = now()
+
+    def post():
+        try:
+            event = vm_event(sim, event_type, vm, **fields)
+            event.userName = user
+            event.createdTime = stamp
+            post_event(sim, event)
+        except Exception:  # an event must never break the operation that posts it
+            log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
+
+    if settled:
+        sim.lock.later(post)
+    else:
+        post()
 
 
 class VmPowerOps:
@@ -140,7 +153,7 @@ class VmPowerOps:
         self._connect_devices()
         self._create_swap()
         self.vm_log("Power on" if not resumed else "Resuming the virtual machine")
-        self.refresh_files()
+        self.refresh_files_later()
         _post(self, vim.event.VmResumingEvent if resumed else vim.event.VmPoweredOnEvent)
         self._guests("power_on")
 
@@ -150,7 +163,7 @@ class VmPowerOps:
         self._set_runtime(powerState="poweredOff", bootTime=None, suspendTime=None)
         self._disconnect_devices()
         self._delete_swap()
-        self.refresh_files()
+        self.refresh_files_later()
         self._guests("power_off")
 
     def guest_power_off(self):
