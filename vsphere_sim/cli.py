@@ -8,6 +8,7 @@ SIGINT or SIGTERM. Started again on the same DIR it has the same inventory, disk
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -49,6 +50,11 @@ def main(argv=None) -> int:
     from .simulator import Simulator
     sim = Simulator(args.workdir, user=args.user, password=args.password, seed=not args.no_seed,
                     lock_wait=args.lock_wait)
+    # A server whose heap is mostly the inventory, which lives as long as the process: what boot built is frozen out
+    # of the collector's scans, and each call's few thousand short-lived objects no longer trigger a young collection
+    # every 700 allocations (the collector was ~5% of a VM cycle).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     try:
         server = sim.serve(args.listen, tls=not args.no_tls)
         print(f"VSPHERE_URL={server.url}", flush=True)

@@ -324,6 +324,14 @@ class _MemberOps:
         self._add("clear", [(moid, name)])
 
 
+def _without_field(value, field: str):
+    """A shallow copy of a data object with one field unset."""
+    copy = value.__class__.__new__(value.__class__)
+    copy.__dict__.update(value.__dict__)
+    copy.__dict__[field] = None
+    return copy
+
+
 def _steps_cover(steps, written_version, current_version) -> bool:
     """Whether the logged steps lead, one after the other, from the written version to the current one (no change to
     the list went around the helpers)."""
@@ -567,6 +575,7 @@ class StateStore:
                 obj_rows.append((moid, cls, extra))
         versions = obj.prop_versions
         props = obj.props
+        stored_without = obj.stored_without
         updates = {}
         next_seq: dict[str, int] = {}
         dropped: list[str] = []  # lists kept in members before, written whole now
@@ -585,6 +594,8 @@ class StateStore:
             if name in old_seq:  # no longer a list of morefs: a whole row again
                 member_ops.clear(moid, name)
                 dropped.append(name)
+            if name in stored_without and value is not None:
+                value = _without_field(value, stored_without[name])
             try:
                 prop_rows.append((moid, name, encode_property(obj, name, value)))
             except Exception:  # a half-built value must not break the call that made it; save the rest

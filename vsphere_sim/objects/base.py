@@ -88,6 +88,10 @@ class ManagedObjectImpl:
         self.sim.registry.changed(self, names)
 
     # -- hooks for the state store ------------------------------------------------------------------------------
+    # property -> a field of it the store leaves out, because another property holds that same object (on_loaded
+    # puts it back): saved once, not once more with every change of the property around it
+    stored_without: dict[str, str] = {}
+
     def extra_state(self) -> dict:
         """Non-property state to persist (JSON-able)."""
         return {}

@@ -116,7 +116,9 @@ class EventManagerImpl(ManagedObjectImpl):
         self.init_props(description=_description(), latestEvent=None, maxCollector=MAX_COLLECTORS)
 
     # -- internal API -------------------------------------------------------------------------------------------
-    def post(self, event: vim.event.Event, user: str | None = None, stamp_time: bool = False) -> vim.event.Event:
+    def post(self, event: vim.event.Event, user: str | None = None, stamp_time: bool = False,
+             entry: _Entry | None = None) -> vim.event.Event:
+        """Post an event; `entry` (from `entry_for`) when the entities it names were looked up before they changed."""
         # the fields filled here get values of their own types (int, datetime, str): set without pyVmomi's checks
         _set = object.__setattr__
         self._next_key += 1
@@ -132,7 +134,7 @@ class EventManagerImpl(ManagedObjectImpl):
             _set(event, "userName", ctx.user if ctx is not None else "")
         if not event.fullFormattedMessage:
             _set(event, "fullFormattedMessage", _format(event))
-        entry = self._entry(event)
+        entry = self._entry(event) if entry is None else entry
         self.entries.append(entry)
         self.set(latestEvent=event)
         registry = self.sim.registry
@@ -142,6 +144,10 @@ class EventManagerImpl(ManagedObjectImpl):
             elif collector.matches(entry):
                 collector.append(entry)
         return event
+
+    def entry_for(self, event) -> _Entry:
+        """The entities an event concerns, as the inventory has them now (for `post` later)."""
+        return self._entry(event)
 
     def _entry(self, event) -> _Entry:
         selves, within = set(), set()

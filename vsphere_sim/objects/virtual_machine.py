@@ -246,6 +246,8 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
         ref_list_add(host, "vm", self.ref)
         self._sync_links()
 
+    stored_without = {"summary": "runtime"}
+
     def extra_state(self):
         return {"layout_stale": True} if self.layout_stale else {}
 
@@ -558,7 +560,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                 if obj is not None:
                     _unlink_vm(obj, self)
         self.drop_snapshots()
-        _post(self, vim.event.VmRemovedEvent, settled=False)
+        _post(self, vim.event.VmRemovedEvent, leaving=True)
         self.sim.registry.remove(self)
 
     def move_to_pool(self, pool):

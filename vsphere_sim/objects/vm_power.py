@@ -23,29 +23,40 @@ def invalid_power_state(requested: str | None, existing: str) -> vim.fault.Inval
         requestedState=requested, existingState=existing)
 
 
-def _post(vm, event_type, *, settled: bool = True, **fields):
-    """Post a VM event as vCenter does (no-op if the event manager is not there). With `settled` (the default), in a
-    task it is built and posted when the task settles (settle.py); an event about a VM leaving the inventory is
-    posted at once, while the inventory still knows where the VM was."""
+def _post(vm, event_type, *, leaving: bool = False, **fields):
+    """Post a VM event as vCenter does; in a task it is built and posted when the task settles (settle.py). An event
+    about a VM `leaving` the inventory is built at once, while the inventory still knows where the VM was."""
     from .event_manager import post_event, vm_event
     sim = vm.sim
     ctx = sim.current
     user = ctx.user if ctx is not None else ""
     stamp = now()
 
-    def post():
+    def build():
+        event = vm_event(sim, event_type, vm, **fields)
+        event.userName = user
+        event.createdTime = stamp
+        return event
+
+    def post(event=None, entry=None):
         try:
-            event = vm_event(sim, event_type, vm, **fields)
-            event.userName = user
-            event.createdTime = stamp
-            post_event(sim, event)
+            if entry is not None:
+                sim.events.post(event, entry=entry)
+            else:
+                post_event(sim, build())
         except Exception:  # an event must never break the operation that posts it
             log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
 
-    if settled:
-        sim.lock.later(post)
+    if leaving and sim.events is not None:
+        try:
+            event = build()
+            entry = sim.events.entry_for(event)
+        except Exception:
+            log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
+            return
+        sim.lock.later(lambda: post(event, entry))
     else:
-        post()
+        sim.lock.later(post)
 
 
 class VmPowerOps:

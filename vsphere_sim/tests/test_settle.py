@@ -50,8 +50,9 @@ def _poll(si, task):
             return values.get("info.result")
 
 
-def _events(si, vm) -> list[str]:
-    spec = vim.event.EventFilterSpec(entity=vim.event.EventFilterSpec.ByEntity(entity=vm, recursion="self"))
+def _events(si, entity) -> list[str]:
+    recursion = "self" if isinstance(entity, vim.VirtualMachine) else "all"
+    spec = vim.event.EventFilterSpec(entity=vim.event.EventFilterSpec.ByEntity(entity=entity, recursion=recursion))
     events = sorted(si.content.eventManager.QueryEvents(spec), key=lambda e: e.key)
     return [type(e).__name__.rpartition(".")[2] for e in events]
 
@@ -85,6 +86,7 @@ def test_what_a_task_left_to_settle_is_there_for_the_next_call(served):
     # nothing is left queued once the next call has been served, and the store has it all
     assert not sim.lock.pending
     _poll(si, vm.Destroy_Task())
+    assert _events(si, dc)[-1] == "VmRemovedEvent"  # built while the VM was still in the inventory
     assert not sim.lock.pending and not sim.registry.dirty
 
 
@@ -148,3 +150,6 @@ def test_a_crash_before_a_layout_settled_refreshes_it_on_load(tmp_path):
         vm = again.get(ref)
         assert not vm.layout_stale
         assert any(f.type == "swap" for f in vm.props["layoutEx"].file)
+        # the summary is saved without its runtime (the VM's runtime is the same object): it is put back
+        assert vm.props["summary"].runtime is vm.props["runtime"]
+        assert vm.props["summary"].runtime.powerState == "poweredOn"
