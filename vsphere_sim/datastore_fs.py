@@ -361,6 +361,31 @@ class DatastoreFS:
             raise file_not_found(dspath.parent)
         return AtomicWriter(local, dspath)
 
+    def write_new_file(self, dspath, data: bytes) -> DatastorePath:
+        """A file that does not exist yet (a new VM's .vmx and .nvram in its new folder), written in place: one file
+        creation instead of write_file's temp file and rename, which cost ~0.1 ms of kernel metadata work each. A
+        file that is there already, or a path write_file treats specially, goes through write_file."""
+        dspath, ds = self.resolve(dspath)
+        if dspath.is_root or (ds.is_vsan and dspath.is_top_level):
+            return self.write_file(dspath, data)
+        local = self.local_str(dspath, ds)
+        try:
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        except FileExistsError:
+            return self.write_file(dspath, data)
+        except OSError as err:
+            raise fault_for_oserror(err, dspath) from None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as err:
+            os.close(fd)
+            os.unlink(local)  # no half a file left behind
+            raise fault_for_oserror(err, dspath) from None
+        os.close(fd)
+        return dspath
+
     def create_empty(self, dspath) -> None:
         """An empty file at `dspath` (a VM's swap file), made in place: an empty file has no half a reader could see,
         so the temp file and rename of write_file would buy nothing. Faults as write_file's."""

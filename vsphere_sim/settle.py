@@ -7,7 +7,7 @@ after the answer that showed the task's end, while the client is still reading i
 an unsettled sim, and the time a client spends between a poll's answer and its next call is no longer idle.
 
 What settling costs in durability: a `kill -9` in the fraction of a millisecond between a task's end becoming visible
-and its settle flush loses that task's events; the file layout is rebuilt on load (see `VmFiles.refresh_files_later`).
+and its settle flush loses that task's events; a VM's .vmx and file layout are redone on load (see `VmFiles.stale`).
 """
 from __future__ import annotations
 

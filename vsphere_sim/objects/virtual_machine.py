@@ -110,9 +110,9 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                 vm_config.apply_extra_config(config, [vim.option.OptionValue(key="nvram",
                                                                              value=vm.base_name() + ".nvram")])
             vm._refresh_config(config)
-            sim.datastores.write_file(vm.sibling(vm.extra_config("nvram") or vm.base_name() + ".nvram"),
-                                      b"NVRAM\0" + bytes(NVRAM_SIZE - 6))
-            vm.write_vmx()
+            sim.datastores.write_new_file(vm.sibling(vm.extra_config("nvram") or vm.base_name() + ".nvram"),
+                                          b"NVRAM\0" + bytes(NVRAM_SIZE - 6))
+            vm.write_vmx(new=True)
         except Exception:
             for path in created:
                 quietly(sim.datastores.delete_disk, path)
@@ -249,16 +249,15 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
     stored_without = {"summary": "runtime"}
 
     def extra_state(self):
-        return {"layout_stale": True} if self.layout_stale else {}
+        return {"stale": sorted(self.stale)} if self.stale else {}
 
     def load_extra_state(self, state):
-        self.layout_stale = bool(state.get("layout_stale"))
+        self.stale = frozenset(state.get("stale", ()))
 
     def on_loaded(self):
         self.props["summary"].runtime = self.props["runtime"]
-        if self.layout_stale:  # the sim stopped before the last task settled
-            self.layout_stale = False
-            self.refresh_files()
+        if self.stale:  # the sim stopped before the last task settled
+            self.settle_files()
 
     # -- paths --------------------------------------------------------------------------------------------------
     def vmx_path(self) -> str:
@@ -379,7 +378,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
                 if not any(path == d.path for d in self.disks()):
                     quietly(self.sim.datastores.delete_disk, path)
         self._sync_links()
-        self.write_vmx()
+        self.write_vmx_later()
         self.refresh_files_later()
         if plan is not None and powered_on:
             self._guests("devices_changed")  # serial ports connected or disconnected while running
@@ -499,7 +498,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
             self._bump_change_version(config)
             self._refresh_config(config)
             self.set(config=config, name=name)
-            self.write_vmx()
+            self.write_vmx_later()
             _post(self, vim.event.VmRenamedEvent, oldName=old, newName=name)
         return self.sim.tasks.start(ctx, self, work)
 

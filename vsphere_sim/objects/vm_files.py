@@ -28,9 +28,13 @@ _StorageSummary = vim.vm.Summary.StorageSummary
 class VmFiles:
     """Mixed into VirtualMachineImpl."""
 
-    def write_vmx(self):
+    def write_vmx(self, new: bool = False):
+        """The .vmx from the VM's config; `new`: the file does not exist yet (a VM being created in its own folder)."""
         entries = vmx.vmx_entries(self.props["config"], self.home_dir(), self._network_name)
-        self.sim.datastores.write_file(self.vmx_path(), vmx.dumps(entries))
+        if new:
+            self.sim.datastores.write_new_file(self.vmx_path(), vmx.dumps(entries))
+        else:
+            self.sim.datastores.write_file(self.vmx_path(), vmx.dumps(entries))
 
     def vm_log(self, line: str):
         """Append a line to the VM's vmware.log (the VMX's own log)."""
@@ -51,25 +55,39 @@ class VmFiles:
     def _delete_swap(self):
         self.sim.datastores.remove_files(self.home_dir(), [self.swap_name()])
 
-    # set while a refresh waits for its task to settle: saved with the VM, so a sim killed meanwhile refreshes on load
-    layout_stale = False
+    # What waits for the running task to settle ("vmx": the .vmx rewrite, "layout": refresh_files). Saved with the
+    # VM, so a sim killed before the task settled does it on load (on_loaded).
+    stale: frozenset = frozenset()
+
+    def write_vmx_later(self):
+        """`write_vmx` when the running task settles (settle.py); at once outside a task."""
+        self._later("vmx", self.write_vmx)
 
     def refresh_files_later(self):
         """`refresh_files` when the running task settles (settle.py); at once outside a task."""
+        self._later("layout", self.refresh_files)
+
+    def _later(self, what: str, work):
         lock = self.sim.lock
         if not lock.queueing:
-            self.refresh_files()
+            work()
             return
-        if not self.layout_stale:
-            self.layout_stale = True
+        if not self.stale:
+            lock.later(self.settle_files)
+        if what not in self.stale:
+            self.stale = self.stale | {what}
             self.sim.registry.dirty.add(self.moid)
-            lock.later(self._settle_files)
 
-    def _settle_files(self):
-        if self.layout_stale:
-            self.layout_stale = False
-            if self.sim.registry.find(self.moid) is self:
-                self.refresh_files()
+    def settle_files(self):
+        """What waits, in order: the .vmx first, so the layout sees the file as it is written."""
+        stale, self.stale = self.stale, frozenset()
+        if not stale or self.sim.registry.find(self.moid) is not self:
+            return
+        self.sim.registry.dirty.add(self.moid)
+        if "vmx" in stale:
+            self.write_vmx()
+        if "layout" in stale:
+            self.refresh_files()
 
     def refresh_files(self):
         """layout, layoutEx, storage and summary.storage from the files as they are on the datastore."""

@@ -81,6 +81,7 @@ def test_what_a_task_left_to_settle_is_there_for_the_next_call(served):
     _poll(si, vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(name="settled-again")))
     events = _events(si, vm)
     assert events[-2:] == ["VmPoweredOffEvent", "VmReconfiguredEvent"]
+    assert b'displayName = "settled-again"' in sim.datastores.read_file(vm.config.files.vmPathName)
     assert events.index("VmCreatedEvent") < events.index("VmPoweredOnEvent")
 
     # nothing is left queued once the next call has been served, and the store has it all
@@ -124,7 +125,7 @@ def test_a_crash_before_the_change_log_reaches_sqlite_loses_nothing(tmp_path, ca
     assert not list(crashed.glob("state.db.changes.*"))  # replayed into sqlite, then dropped
 
 
-def test_a_crash_before_a_layout_settled_refreshes_it_on_load(tmp_path):
+def test_a_crash_before_a_vm_settled_redoes_its_vmx_and_layout_on_load(tmp_path):
     sim = Simulator(tmp_path / "sim")
     try:
         dc = next(c for c in sim.root_folder().children() if isinstance(c.ref, vim.Datacenter))
@@ -134,22 +135,25 @@ def test_a_crash_before_a_layout_settled_refreshes_it_on_load(tmp_path):
         ref = sim.wait_task(sim.call(dc.props["vmFolder"], "CreateVM_Task", config=spec,
                                      pool=compute.props["resourcePool"]))
         vm = sim.get(ref)
-        with sim.lock:  # power on as a served task does: its layout refresh queued to settle later
+        with sim.lock:  # rename and power on as served tasks do: the .vmx and layout queued to settle later
             sim.lock.queueing = True
             try:
+                vm.reconfigure(vim.vm.ConfigSpec(name="renamed"))
                 vm.power_on()
             finally:
                 sim.lock.queueing = False
             sim.flush_state()
-            assert vm.layout_stale and not any(f.type == "swap" for f in vm.props["layoutEx"].file)
+            assert vm.stale == {"vmx", "layout"} and not any(f.type == "swap" for f in vm.props["layoutEx"].file)
+            assert b"renamed" not in sim.datastores.read_file(vm.vmx_path())
             crashed = _crash_copy(sim, tmp_path / "crashed")
             sim.lock.settle()
     finally:
         sim.close()
     with Simulator(crashed) as again:
         vm = again.get(ref)
-        assert not vm.layout_stale
+        assert not vm.stale
         assert any(f.type == "swap" for f in vm.props["layoutEx"].file)
+        assert b'displayName = "renamed"' in again.datastores.read_file(vm.vmx_path())
         # the summary is saved without its runtime (the VM's runtime is the same object): it is put back
         assert vm.props["summary"].runtime is vm.props["runtime"]
         assert vm.props["summary"].runtime.powerState == "poweredOn"
