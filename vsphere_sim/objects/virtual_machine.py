@@ -512,28 +512,38 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
 
     def destroy(self):
         """Destroy_Task: the VM's files go, its attached disks too (but not one another disk still depends on), and
-        its folder once empty."""
+        its folder once empty. The VM leaves the inventory at once; its files go when the task settles (settle.py):
+        no client sees them in between, and a crash in between leaves only files no VM refers to."""
         datastores = self.sim.datastores
         home = self.home_dir()
         self._guests("power_off")
-        for disk in self.disks():
-            try:
-                datastores.delete_disk(disk.path)
-            except vim.fault.FileNotFound:
-                pass
-            except vmodl.MethodFault as fault:  # FileLocked: another disk has it as its parent
-                log.info("%s: disk %s kept: %s", self.moid, disk.path, fault.msg)
+        disks = [disk.path for disk in self.disks()]
+        serial_files = []
         for dev in self.serial_ports():  # serial output in the VM's folder is the VM's, like its log
             backing = dev.backing
             if isinstance(backing, vim.vm.device.VirtualSerialPort.FileBackingInfo) and \
-                    backing.fileName.startswith(home + "/") and datastores.exists(backing.fileName):
-                quietly(datastores.delete, backing.fileName)
+                    backing.fileName.startswith(home + "/"):
+                serial_files.append(backing.fileName)
         snapshot_files = [f"{self.base_name()}-Snapshot{n.id}.vmsn" for n in self._all_nodes()]
-        datastores.remove_files(home, [
-            self.base_name() + ".vmx", self.extra_config("nvram") or self.base_name() + ".nvram", LOG_NAME,
-            self.swap_name(), self.base_name() + ".vmxf", self.base_name() + ".vmsd", *snapshot_files])
+        own_files = [self.base_name() + ".vmx", self.extra_config("nvram") or self.base_name() + ".nvram", LOG_NAME,
+                     self.swap_name(), self.base_name() + ".vmxf", self.base_name() + ".vmsd", *snapshot_files]
+
+        def remove_files():
+            for path in disks:
+                try:
+                    datastores.delete_disk(path)
+                except vim.fault.FileNotFound:
+                    pass
+                except vmodl.MethodFault as fault:  # FileLocked: another disk has it as its parent
+                    log.info("%s: disk %s kept: %s", self.moid, path, fault.msg)
+            for path in serial_files:
+                if datastores.exists(path):
+                    quietly(datastores.delete, path)
+            datastores.remove_files(home, own_files)
+            remove_vm_folder(self.sim, home)
+
         self.remove_from_inventory()
-        remove_vm_folder(self.sim, home)
+        self.sim.lock.later(remove_files)
 
     def UnregisterVM(self, ctx):
         if self.power_state == "poweredOn":

@@ -86,9 +86,11 @@ def test_what_a_task_left_to_settle_is_there_for_the_next_call(served):
 
     # nothing is left queued once the next call has been served, and the store has it all
     assert not sim.lock.pending
+    home = vm.config.files.vmPathName.rpartition("/")[0]
     _poll(si, vm.Destroy_Task())
     assert _events(si, dc)[-1] == "VmRemovedEvent"  # built while the VM was still in the inventory
     assert not sim.lock.pending and not sim.registry.dirty
+    assert not sim.datastores.exists(home)  # its files and folder went when it settled
 
 
 def _crash_copy(sim, dest: Path) -> Path:
