@@ -440,9 +440,8 @@ class StateStore:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for changes in records:
-                for statement, rows in changes:
-                    conn.executemany(_STATEMENTS[statement], rows)
+            for statement, rows in coalesce(records):
+                conn.executemany(_STATEMENTS[statement], rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -748,6 +747,41 @@ class StateStore:
         return {"path": str(self.path), "objects": objects, "properties": props}
 
 
+def coalesce(records: list) -> list[tuple[str, list]]:
+    """The statements of `records` in order, without the object and property rows that a later record of the batch
+    overwrites or deletes: a VM created and destroyed between two applier runs costs sqlite nothing but its deletes,
+    and a property changed by every call is written once per run."""
+    objects_later: set[str] = set()  # moids whose object row a later statement writes or deletes
+    props_later: set[tuple[str, str]] = set()  # (moid, name) written or deleted later
+    all_props_deleted_later: set[str] = set()
+    kept: list[tuple[str, list]] = []
+    for changes in reversed(records):
+        for statement, rows in reversed(changes):
+            if statement == "objects":
+                rows = [row for row in rows if row[0] not in objects_later]
+                objects_later.update(row[0] for row in rows)
+            elif statement == "props":
+                rows = [row for row in rows if row[0] not in all_props_deleted_later
+                        and (row[0], row[1]) not in props_later]
+                props_later.update((row[0], row[1]) for row in rows)
+            elif statement == "delete_objects":
+                objects_later.update(row[0] for row in rows)
+            elif statement == "delete_props":
+                all_props_deleted_later.update(row[0] for row in rows)
+            elif statement == "delete_prop":
+                props_later.update(rows)
+            if rows:
+                kept.append((statement, rows))
+    kept.reverse()
+    merged: list[tuple[str, list]] = []  # runs of one statement in one executemany
+    for statement, rows in kept:
+        if merged and merged[-1][0] == statement:
+            merged[-1][1].extend(rows)
+        else:
+            merged.append((statement, list(rows)))
+    return merged
+
+
 def read_change_log(path: Path) -> list:
     """The whole records of a change log; a record the writer did not finish (the sim was killed in its write, so it
     was never acknowledged) ends it."""
@@ -782,9 +816,8 @@ def dump(path: str | Path, moid: str | None = None) -> dict:
                 records = read_change_log(log_path)
             except FileNotFoundError:  # written into sqlite meanwhile (it was in the copy)
                 continue
-            for changes in records:
-                for statement, rows in changes:
-                    conn.executemany(_STATEMENTS[statement], rows)
+            for statement, rows in coalesce(records):
+                conn.executemany(_STATEMENTS[statement], rows)
         query, args = "SELECT moid, cls, extra FROM objects", ()
         if moid is not None:
             query, args = query + " WHERE moid=?", (moid,)

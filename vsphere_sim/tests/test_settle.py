@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
-from vsphere_sim import Simulator
+from vsphere_sim import Simulator, persist
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -159,3 +162,40 @@ def test_a_crash_before_a_vm_settled_redoes_its_vmx_and_layout_on_load(tmp_path)
         # the summary is saved without its runtime (the VM's runtime is the same object): it is put back
         assert vm.props["summary"].runtime is vm.props["runtime"]
         assert vm.props["summary"].runtime.powerState == "poweredOn"
+
+
+# -- the applier's coalescing: the same database as every statement applied one after the other ---------------------
+_MOIDS = st.sampled_from(["vm-1", "vm-2", "group-v3"])
+_NAMES = st.sampled_from(["name", "config", "summary"])
+_STATEMENT = st.one_of(
+    st.tuples(st.just("objects"), st.lists(st.tuples(_MOIDS, st.just("cls"), st.sampled_from(["{}", '{"a":1}'])),
+                                           min_size=1, max_size=2)),
+    st.tuples(st.just("props"), st.lists(st.tuples(_MOIDS, _NAMES, st.binary(max_size=3)), min_size=1, max_size=3)),
+    st.tuples(st.just("delete_prop"), st.lists(st.tuples(_MOIDS, _NAMES), min_size=1, max_size=2)),
+    st.tuples(st.just("delete_objects"), st.lists(st.tuples(_MOIDS), min_size=1, max_size=1)),
+    st.tuples(st.just("delete_props"), st.lists(st.tuples(_MOIDS), min_size=1, max_size=1)),
+    st.tuples(st.just("meta"), st.lists(st.tuples(st.sampled_from(["counter:vm", "counter:task"]),
+                                                  st.sampled_from(["1", "2"])), min_size=1, max_size=1)),
+)
+
+
+def _database(statements) -> dict:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(persist._SCHEMA)
+    for statement, rows in statements:
+        conn.executemany(persist._STATEMENTS[statement], rows)
+    return {table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall()) for table in ("objects", "props", "meta")}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_STATEMENT, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_coalescing_a_batch_keeps_what_the_database_ends_up_with(records):
+    everything = [change for changes in records for change in changes]
+    assert _database(persist.coalesce(records)) == _database(everything)
+
+
+def test_a_vm_created_and_destroyed_in_one_batch_costs_only_its_deletes():
+    created = [("objects", [("vm-9", "cls", "{}")]), ("props", [("vm-9", "name", b"a"), ("vm-9", "config", b"c")])]
+    renamed = [("props", [("vm-9", "name", b"b")])]
+    destroyed = [("delete_objects", [("vm-9",)]), ("delete_props", [("vm-9",)]), ("delete_members", [("vm-9",)])]
+    assert persist.coalesce([created, renamed, destroyed]) == destroyed
