@@ -386,6 +386,29 @@ class DatastoreFS:
         os.close(fd)
         return dspath
 
+    def overwrite_file(self, dspath, data: bytes) -> DatastorePath:
+        """Rewrite a file in place (write over it, cut it to length): ~3 µs against ~100 µs for write_file's temp
+        file and rename. Not atomic: only for a file whose owner redoes it if the sim dies in the middle (a VM's .vmx
+        while the VM is saved as stale). A file not there, or not a plain file, goes through write_file."""
+        dspath, ds = self.resolve(dspath)
+        if dspath.is_root or (ds.is_vsan and dspath.is_top_level):
+            return self.write_file(dspath, data)
+        local = self.local_str(dspath, ds)
+        try:
+            fd = os.open(local, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:  # not there, a symlink, a folder: write_file says what is wrong, or makes it
+            return self.write_file(dspath, data)
+        try:
+            view, offset = memoryview(data), 0
+            while offset < len(data):
+                offset += os.pwrite(fd, view[offset:], offset)
+            os.ftruncate(fd, len(data))
+        except OSError as err:
+            raise fault_for_oserror(err, dspath) from None
+        finally:
+            os.close(fd)
+        return dspath
+
     def create_empty(self, dspath) -> None:
         """An empty file at `dspath` (a VM's swap file), made in place: an empty file has no half a reader could see,
         so the temp file and rename of write_file would buy nothing. Faults as write_file's."""

@@ -112,7 +112,7 @@ class VirtualMachineImpl(VmPowerOps, VmSnapshotOps, VmFiles, InventoryEntity, Ma
             vm._refresh_config(config)
             sim.datastores.write_new_file(vm.sibling(vm.extra_config("nvram") or vm.base_name() + ".nvram"),
                                           b"NVRAM\0" + bytes(NVRAM_SIZE - 6))
-            vm.write_vmx(new=True)
+            vm.write_vmx("new")
         except Exception:
             for path in created:
                 quietly(sim.datastores.delete_disk, path)

@@ -28,13 +28,15 @@ _StorageSummary = vim.vm.Summary.StorageSummary
 class VmFiles:
     """Mixed into VirtualMachineImpl."""
 
-    def write_vmx(self, new: bool = False):
-        """The .vmx from the VM's config; `new`: the file does not exist yet (a VM being created in its own folder)."""
-        entries = vmx.vmx_entries(self.props["config"], self.home_dir(), self._network_name)
-        if new:
-            self.sim.datastores.write_new_file(self.vmx_path(), vmx.dumps(entries))
-        else:
-            self.sim.datastores.write_file(self.vmx_path(), vmx.dumps(entries))
+    def write_vmx(self, how: str = "replace"):
+        """The .vmx from the VM's config. `how`: "replace" (atomically), "new" (the file does not exist yet: a VM
+        being created in its own folder), "overwrite" (in place: the VM is saved as stale, so a crash mid-write is
+        redone on load)."""
+        data = vmx.dumps(vmx.vmx_entries(self.props["config"], self.home_dir(), self._network_name))
+        datastores = self.sim.datastores
+        write = {"new": datastores.write_new_file, "overwrite": datastores.overwrite_file}.get(how,
+                                                                                              datastores.write_file)
+        write(self.vmx_path(), data)
 
     def vm_log(self, line: str):
         """Append a line to the VM's vmware.log (the VMX's own log)."""
@@ -85,7 +87,7 @@ class VmFiles:
             return
         self.sim.registry.dirty.add(self.moid)
         if "vmx" in stale:
-            self.write_vmx()
+            self.write_vmx("overwrite")
         if "layout" in stale:
             self.refresh_files()
 

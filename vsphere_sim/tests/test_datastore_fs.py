@@ -132,6 +132,25 @@ def test_atomic_writer_abort_leaves_nothing(fs):
     fs.delete("[LocalDS_0] aw")
 
 
+def test_new_files_and_overwrites_in_place(sim, fs):
+    fs.make_dir("[LocalDS_0] ow")
+    fs.write_new_file("[LocalDS_0] ow/a.vmx", b"first version, long")
+    fs.write_new_file("[LocalDS_0] ow/a.vmx", b"there already: replaced")  # falls back to write_file
+    assert fs.read_file("[LocalDS_0] ow/a.vmx") == b"there already: replaced"
+    inode = fs.local("[LocalDS_0] ow/a.vmx").stat().st_ino
+    fs.overwrite_file("[LocalDS_0] ow/a.vmx", b"short")
+    assert fs.read_file("[LocalDS_0] ow/a.vmx") == b"short"  # cut to the new length
+    fs.overwrite_file("[LocalDS_0] ow/a.vmx", b"a longer one than before")
+    assert fs.read_file("[LocalDS_0] ow/a.vmx") == b"a longer one than before"
+    assert fs.local("[LocalDS_0] ow/a.vmx").stat().st_ino == inode  # in place: no temp file, no rename
+    fs.overwrite_file("[LocalDS_0] ow/b.vmx", b"not there: made")
+    assert fs.read_file("[LocalDS_0] ow/b.vmx") == b"not there: made"
+    fault(vim.fault.FileNotFound, fs.write_new_file, "[LocalDS_0] nodir/x.vmx", b"")
+    fault(vim.fault.FileNotFound, fs.overwrite_file, "[LocalDS_0] nodir/x.vmx", b"")
+    assert fs.list_dir("[LocalDS_0] ow") == ["a.vmx", "b.vmx"]
+    fs.delete("[LocalDS_0] ow")
+
+
 # -- vSAN -----------------------------------------------------------------------------------------------------------
 def test_vsan_make_dir_top_level_refused(fs):
     f = fault(vim.fault.CannotCreateFile, fs.make_dir, "[vsanDatastore] top")
