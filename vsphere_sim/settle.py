@@ -70,7 +70,7 @@ class SimLock:
         state, depth = saved
         self._lock._acquire_restore(state)
         self._local.depth = depth
-        if self.pending and not self._local.__dict__.get("task_poll"):
+        if depth == 1 and self.pending and not self._local.__dict__.get("task_poll"):
             self.settle()
 
     # -- settling -----------------------------------------------------------------------------------------------
