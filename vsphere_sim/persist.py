@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import SoapAdapter, VmomiSupport
 from pyVmomi.VmomiSupport import F_OPTIONAL, Array, DataObject, ManagedObject
 
+from .objects.data import shallow_copy
+
 if TYPE_CHECKING:
     from .objects.base import ManagedObjectImpl
     from .registry import Registry
@@ -324,14 +326,6 @@ class _MemberOps:
         self._add("clear", [(moid, name)])
 
 
-def _without_field(value, field: str):
-    """A shallow copy of a data object with one field unset."""
-    copy = value.__class__.__new__(value.__class__)
-    copy.__dict__.update(value.__dict__)
-    copy.__dict__[field] = None
-    return copy
-
-
 def _steps_cover(steps, written_version, current_version) -> bool:
     """Whether the logged steps lead, one after the other, from the written version to the current one (no change to
     the list went around the helpers)."""
@@ -346,7 +340,7 @@ def _steps_cover(steps, written_version, current_version) -> bool:
 # -- the store ------------------------------------------------------------------------------------------------------
 class StateStore:
     # Seconds the applier lets changes gather in the change log before it writes them into sqlite in one transaction.
-    CHECKPOINT_INTERVAL = 0.25
+    APPLY_INTERVAL = 0.25
 
     def __init__(self, path: str | Path, lock_wait: float = 0.0):
         self.path = Path(path)
@@ -396,26 +390,20 @@ class StateStore:
         self._log_gen = 0
         self._log_fd = -1
         self._open_change_log()
-        self._committed = threading.Event()
+        self._changed = threading.Event()
         self._stopping = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
-                                              name=f"state-checkpoint-{self.path.parent.name}")
-        self._checkpointer.start()
+        self._applier = threading.Thread(target=self._apply_loop, daemon=True,
+                                         name=f"state-applier-{self.path.parent.name}")
+        self._applier.start()
 
     # -- the change log -------------------------------------------------------------------------------------------
     # A flush appends its changes to a log file with one write: in the page cache it survives a kill -9 as a sqlite
     # commit did, at a tenth of the cost (a commit rewrites whole pages). The applier thread writes the records into
     # sqlite a few times a second and deletes the logs they came from; a sim that did not stop cleanly replays its
     # logs into sqlite before it loads. Frame: length, CRC-32 (both 4 bytes, little-endian), marshal'd records.
-    def _log_path(self, gen: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.changes.{gen:06d}")
-
-    def _change_logs(self) -> list[Path]:
-        return sorted(self.path.parent.glob(self.path.name + ".changes.*"))
-
     def _open_change_log(self) -> None:
         self._log_gen += 1
-        path = self._log_path(self._log_gen)
+        path = self.path.with_name(f"{self.path.name}.changes.{self._log_gen:06d}")
         self._log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self._log_file = path
         self._log_size = 0
@@ -433,15 +421,14 @@ class StateStore:
             raise
         self._log_size += len(frame)
         self._pending.append(changes)
-        self._committed.set()
+        self._changed.set()
 
     def _apply(self, records: list) -> None:
         """Write change records into sqlite, in one transaction (under self._apply_lock)."""
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for statement, rows in coalesce(records):
-                conn.executemany(_STATEMENTS[statement], rows)
+            apply_changes(conn, records)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -472,7 +459,7 @@ class StateStore:
 
     def _replay_change_logs(self) -> None:
         """A sim that did not stop cleanly left change logs: write their records into sqlite, then drop the logs."""
-        logs = self._change_logs()
+        logs = change_logs(self.path)
         records = [record for path in logs for record in read_change_log(path)]
         if records:
             self._apply(records)
@@ -594,7 +581,8 @@ class StateStore:
                 member_ops.clear(moid, name)
                 dropped.append(name)
             if name in stored_without and value is not None:
-                value = _without_field(value, stored_without[name])
+                value = shallow_copy(value)
+                value.__dict__[stored_without[name]] = None
             try:
                 prop_rows.append((moid, name, encode_property(obj, name, value)))
             except Exception:  # a half-built value must not break the call that made it; save the rest
@@ -608,14 +596,14 @@ class StateStore:
                 member_ops.clear(moid, name)
         written_updates.append((moid, cls, extra, updates, removed + dropped, next_seq))
 
-    def _checkpoint_loop(self):
+    def _apply_loop(self):
         while not self._stopping.is_set():
-            if not self._committed.wait(1.0):
+            if not self._changed.wait(1.0):
                 continue
             # let a burst of calls gather in the log, then write it into sqlite in one transaction
-            if self._stopping.wait(self.CHECKPOINT_INTERVAL):
+            if self._stopping.wait(self.APPLY_INTERVAL):
                 break
-            self._committed.clear()
+            self._changed.clear()
             with self._apply_lock:
                 if self._drain():
                     try:
@@ -725,7 +713,7 @@ class StateStore:
                 return
             self.closed = True
         self._stopping.set()
-        self._checkpointer.join(10)
+        self._applier.join(10)
         with self._apply_lock:
             drained = self._drain()
             with self._lock:
@@ -745,6 +733,17 @@ class StateStore:
             objects = self._conn.execute("SELECT count(*) FROM objects").fetchone()[0]
             props = self._conn.execute("SELECT count(*) FROM props").fetchone()[0]
         return {"path": str(self.path), "objects": objects, "properties": props}
+
+
+def change_logs(db_path: Path) -> list[Path]:
+    """The change logs of the store at `db_path`, oldest first."""
+    return sorted(db_path.parent.glob(db_path.name + ".changes.*"))
+
+
+def apply_changes(conn, records: list) -> None:
+    """Execute change records (coalesced) on a sqlite connection."""
+    for statement, rows in coalesce(records):
+        conn.executemany(_STATEMENTS[statement], rows)
 
 
 def coalesce(records: list) -> list[tuple[str, list]]:
@@ -811,13 +810,11 @@ def dump(path: str | Path, moid: str | None = None) -> dict:
             source.backup(conn)
         finally:
             source.close()
-        for log_path in sorted(path.parent.glob(path.name + ".changes.*")):
+        for log_path in change_logs(path):
             try:
-                records = read_change_log(log_path)
+                apply_changes(conn, read_change_log(log_path))
             except FileNotFoundError:  # written into sqlite meanwhile (it was in the copy)
                 continue
-            for statement, rows in coalesce(records):
-                conn.executemany(_STATEMENTS[statement], rows)
         query, args = "SELECT moid, cls, extra FROM objects", ()
         if moid is not None:
             query, args = query + " WHERE moid=?", (moid,)

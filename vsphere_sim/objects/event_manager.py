@@ -134,7 +134,7 @@ class EventManagerImpl(ManagedObjectImpl):
             _set(event, "userName", ctx.user if ctx is not None else "")
         if not event.fullFormattedMessage:
             _set(event, "fullFormattedMessage", _format(event))
-        entry = self._entry(event) if entry is None else entry
+        entry = self.entry_for(event) if entry is None else entry
         self.entries.append(entry)
         self.set(latestEvent=event)
         registry = self.sim.registry
@@ -146,10 +146,7 @@ class EventManagerImpl(ManagedObjectImpl):
         return event
 
     def entry_for(self, event) -> _Entry:
-        """The entities an event concerns, as the inventory has them now (for `post` later)."""
-        return self._entry(event)
-
-    def _entry(self, event) -> _Entry:
+        """The entities an event concerns, as the inventory has them now (`post` takes it when posting later)."""
         selves, within = set(), set()
         for field, ref_name in _ARG_FIELDS:
             arg = getattr(event, field, None)

@@ -78,14 +78,14 @@ class VmFiles:
             lock.later(self.settle_files)
         if what not in self.stale:
             self.stale = self.stale | {what}
-            self.sim.registry.dirty.add(self.moid)
+            self.touch()  # saved with its extra state
 
     def settle_files(self):
         """What waits, in order: the .vmx first, so the layout sees the file as it is written."""
         stale, self.stale = self.stale, frozenset()
         if not stale or self.sim.registry.find(self.moid) is not self:
             return
-        self.sim.registry.dirty.add(self.moid)
+        self.touch()
         if "vmx" in stale:
             self.write_vmx("overwrite")
         if "layout" in stale:

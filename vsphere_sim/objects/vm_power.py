@@ -26,37 +26,32 @@ def invalid_power_state(requested: str | None, existing: str) -> vim.fault.Inval
 def _post(vm, event_type, *, leaving: bool = False, **fields):
     """Post a VM event as vCenter does; in a task it is built and posted when the task settles (settle.py). An event
     about a VM `leaving` the inventory is built at once, while the inventory still knows where the VM was."""
-    from .event_manager import post_event, vm_event
+    from .event_manager import vm_event
     sim = vm.sim
     ctx = sim.current
-    user = ctx.user if ctx is not None else ""
-    stamp = now()
+    user, stamp = (ctx.user if ctx is not None else ""), now()
 
     def build():
         event = vm_event(sim, event_type, vm, **fields)
-        event.userName = user
         event.createdTime = stamp
-        return event
+        return event, (sim.events.entry_for(event) if leaving else None)
 
-    def post(event=None, entry=None):
+    def post(built=None):
         try:
-            if entry is not None:
-                sim.events.post(event, entry=entry)
-            else:
-                post_event(sim, build())
+            event, entry = built or build()
+            sim.events.post(event, user=user, entry=entry)
         except Exception:  # an event must never break the operation that posts it
             log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
 
-    if leaving and sim.events is not None:
-        try:
-            event = build()
-            entry = sim.events.entry_for(event)
-        except Exception:
-            log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
-            return
-        sim.lock.later(lambda: post(event, entry))
-    else:
+    if not leaving:
         sim.lock.later(post)
+        return
+    try:
+        built = build()
+    except Exception:
+        log.exception("%s: cannot post %s", vm.moid, event_type.__name__)
+        return
+    sim.lock.later(lambda: post(built))
 
 
 class VmPowerOps:

@@ -110,7 +110,7 @@ def _crash_copy(sim, dest: Path) -> Path:
 def test_a_crash_before_the_change_log_reaches_sqlite_loses_nothing(tmp_path, caplog):
     sim = Simulator(tmp_path / "sim")
     try:
-        sim.store.CHECKPOINT_INTERVAL = 3600  # the applier waits: the folders below are only in the change log
+        sim.store.APPLY_INTERVAL = 3600  # the applier waits: the folders below are only in the change log
         dc = next(c for c in sim.root_folder().children() if isinstance(c.ref, vim.Datacenter))
         for name in ("a", "b", "c"):
             sim.call(dc.props["vmFolder"], "CreateFolder", name=name)
